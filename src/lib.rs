@@ -1,0 +1,2 @@
+//! bankid-ivr: Swedish BankID phone identification behind a C ABI.
+#![deny(unsafe_code)]
