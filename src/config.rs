@@ -1,0 +1,484 @@
+//! Configuration: where BankID is, how we prove who we are, and how orders behave.
+//! From a TOML file ([`Config::from_file`]) or `BANKID_*` environment variables
+//! ([`Config::from_env`]); the keys are listed in the README.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::messages::Language;
+use crate::rp::CallInitiator;
+use crate::tls::{self, ClientIdentity};
+
+/// BankID's test environment root (CN=Test BankID SSL Root CA v1 Test).
+pub const TEST_ROOT_PEM: &str = include_str!("roots/test-root.pem");
+/// BankID's production root (CN=BankID SSL Root CA v1).
+pub const PROD_ROOT_PEM: &str = include_str!("roots/prod-root.pem");
+/// Test environment URL.
+pub const TEST_URL: &str = "https://appapi2.test.bankid.com/rp/v6.0/";
+/// Production URL.
+pub const PROD_URL: &str = "https://appapi2.bankid.com/rp/v6.0/";
+
+/// A configuration problem, naming the setting or file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+impl From<tls::TlsError> for ConfigError {
+    fn from(e: tls::TlsError) -> Self {
+        ConfigError(e.0)
+    }
+}
+
+/// Where BankID is and which root to trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// BankID's test environment, its root embedded.
+    Test,
+    /// BankID production, its root embedded.
+    Production,
+    /// Any other `https://` URL (a simulator) with its CA file.
+    Custom {
+        /// Base URL ending in `/rp/v6.0/`.
+        url: String,
+        /// PEM trust anchor.
+        ca_file: PathBuf,
+    },
+}
+
+/// The RP's client identity, as configured (loaded when the engine starts).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// PEM certificate + PKCS#8 key (plain, or encrypted with the password).
+    Pem {
+        /// Certificate file.
+        cert_file: PathBuf,
+        /// Key file.
+        key_file: PathBuf,
+        /// For an encrypted key.
+        key_password: Option<String>,
+    },
+    /// PKCS#12 file and its password.
+    Pkcs12 {
+        /// `.p12`/`.pfx` file.
+        file: PathBuf,
+        /// Its password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::Pem {
+                cert_file,
+                key_file,
+                ..
+            } => {
+                write!(
+                    f,
+                    "Pem({}, {}, password hidden)",
+                    cert_file.display(),
+                    key_file.display()
+                )
+            }
+            Identity::Pkcs12 { file, .. } => {
+                write!(f, "Pkcs12({}, password hidden)", file.display())
+            }
+        }
+    }
+}
+
+/// Everything the library needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where BankID is.
+    pub endpoint: Endpoint,
+    /// Who we are.
+    pub identity: Identity,
+    /// Default `callInitiator` for orders that do not say.
+    pub call_initiator: CallInitiator,
+    /// Time between collects while pending (2 s; at least 1 s against real BankID).
+    pub poll_interval: Duration,
+    /// Local deadline: every order is final by then, whatever BankID does.
+    pub order_timeout: Duration,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// TCP+TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Result text on success; `{pnr}`, `{pnr_masked}`, `{name}` are filled in.
+    pub result_success: String,
+    /// Result text otherwise.
+    pub result_failed: String,
+    /// Language of messages.
+    pub language: Language,
+    /// Final results nobody released are dropped after this long.
+    pub result_ttl: Duration,
+    /// Background worker threads of the internal runtime.
+    pub worker_threads: usize,
+    /// At most this many orders at once (live + unreleased).
+    pub max_orders: usize,
+}
+
+/// Default success text, exactly what agents see today.
+pub const DEFAULT_RESULT_SUCCESS: &str =
+    "Identification successful for social security number {pnr}";
+/// Default failure text.
+pub const DEFAULT_RESULT_FAILED: &str = "Identification failed";
+
+const KEYS: &[&str] = &[
+    "preset",
+    "url",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "key_password",
+    "p12_file",
+    "p12_password",
+    "call_initiator",
+    "poll_interval_ms",
+    "order_timeout_s",
+    "request_timeout_ms",
+    "connect_timeout_ms",
+    "result_success",
+    "result_failed",
+    "language",
+    "result_ttl_s",
+    "worker_threads",
+    "max_orders",
+];
+
+impl Config {
+    /// A configuration for a custom endpoint (e.g. the simulator) with defaults elsewhere.
+    pub fn custom(url: &str, ca_file: &Path, identity: Identity) -> Config {
+        Config {
+            endpoint: Endpoint::Custom {
+                url: url.to_string(),
+                ca_file: ca_file.to_path_buf(),
+            },
+            identity,
+            call_initiator: CallInitiator::User,
+            poll_interval: Duration::from_secs(2),
+            order_timeout: Duration::from_secs(200),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            result_success: DEFAULT_RESULT_SUCCESS.into(),
+            result_failed: DEFAULT_RESULT_FAILED.into(),
+            language: Language::Sv,
+            result_ttl: Duration::from_secs(600),
+            worker_threads: 2,
+            max_orders: 100_000,
+        }
+    }
+
+    /// Reads `BANKID_*` environment variables (`BANKID_URL`, `BANKID_CA_FILE`, …).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = KEYS
+            .iter()
+            .filter_map(|k| {
+                let var = format!("BANKID_{}", k.to_ascii_uppercase());
+                std::env::var(&var)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (k.to_string(), v))
+            })
+            .collect();
+        Config::from_map(&map, |k| format!("BANKID_{}", k.to_ascii_uppercase()))
+    }
+
+    /// Whether any BankID endpoint is configured in the environment (`BANKID_PRESET` or `BANKID_URL`).
+    pub fn env_is_configured() -> bool {
+        ["BANKID_PRESET", "BANKID_URL"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()))
+    }
+
+    /// Reads a TOML file with the same keys in lower case (`url = "…"`, `poll_interval_ms = 2000`).
+    /// Relative paths in it are relative to the file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("configuration file {}: {e}", path.display())))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| ConfigError(format!("configuration file {}: {e}", path.display())))?;
+        let mut map = HashMap::new();
+        for (k, v) in table {
+            if !KEYS.contains(&k.as_str()) {
+                return Err(ConfigError(format!(
+                    "configuration file {}: unknown key {k:?}",
+                    path.display()
+                )));
+            }
+            let s = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                other => {
+                    return Err(ConfigError(format!(
+                        "configuration file {}: {k} must be a string or a number, not {}",
+                        path.display(),
+                        other.type_str()
+                    )))
+                }
+            };
+            map.insert(k, s);
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        for k in ["ca_file", "cert_file", "key_file", "p12_file"] {
+            if let Some(v) = map.get_mut(k) {
+                if Path::new(v.as_str()).is_relative() {
+                    *v = base.join(&*v).display().to_string();
+                }
+            }
+        }
+        let file = path.display().to_string();
+        Config::from_map(&map, |k| format!("{k} in {file}"))
+    }
+
+    fn from_map(
+        map: &HashMap<String, String>,
+        name: impl Fn(&str) -> String,
+    ) -> Result<Config, ConfigError> {
+        let get = |k: &str| map.get(k).map(String::as_str);
+        let bad = |k: &str, why: &str| ConfigError(format!("{}: {why}", name(k)));
+        let endpoint = match (get("preset"), get("url")) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "url",
+                    &format!("give either {} or a url, not both", name("preset")),
+                ))
+            }
+            (Some(p), None) => match p.to_ascii_lowercase().as_str() {
+                "test" => Endpoint::Test,
+                "production" | "prod" => Endpoint::Production,
+                other => {
+                    return Err(bad(
+                        "preset",
+                        &format!("{other:?} is not test or production"),
+                    ))
+                }
+            },
+            (None, Some(url)) => {
+                if url.starts_with("http://") {
+                    return Err(bad(
+                        "url",
+                        "http:// is refused: BankID needs https:// with mutual TLS",
+                    ));
+                }
+                if !url.starts_with("https://") {
+                    return Err(bad("url", "must start with https://"));
+                }
+                let ca = get("ca_file").ok_or_else(|| {
+                    bad(
+                        "ca_file",
+                        &format!("required with {} (the server's CA, PEM)", name("url")),
+                    )
+                })?;
+                Endpoint::Custom {
+                    url: url.to_string(),
+                    ca_file: PathBuf::from(ca),
+                }
+            }
+            (None, None) => {
+                return Err(ConfigError(format!(
+                    "no BankID endpoint: set {} (test/production) or {} with {}",
+                    name("preset"),
+                    name("url"),
+                    name("ca_file")
+                )))
+            }
+        };
+        let identity = match (get("p12_file"), get("cert_file"), get("key_file")) {
+            (Some(f), None, None) => Identity::Pkcs12 {
+                file: PathBuf::from(f),
+                password: get("p12_password")
+                    .ok_or_else(|| {
+                        bad(
+                            "p12_password",
+                            &format!("required with {}", name("p12_file")),
+                        )
+                    })?
+                    .to_string(),
+            },
+            (None, Some(c), Some(k)) => Identity::Pem {
+                cert_file: PathBuf::from(c),
+                key_file: PathBuf::from(k),
+                key_password: get("key_password").map(str::to_string),
+            },
+            (None, Some(_), None) => {
+                return Err(bad("key_file", "missing (the client certificate's key)"))
+            }
+            (None, None, Some(_)) => {
+                return Err(bad("cert_file", "missing (the client certificate)"))
+            }
+            (None, None, None) => {
+                return Err(ConfigError(format!(
+                    "no client certificate: set {} + {}, or {} + {}",
+                    name("cert_file"),
+                    name("key_file"),
+                    name("p12_file"),
+                    name("p12_password")
+                )))
+            }
+            _ => {
+                return Err(bad(
+                    "p12_file",
+                    &format!("give a PKCS#12 file or {}, not both", name("cert_file")),
+                ))
+            }
+        };
+        let number = |k: &str, default: u64| -> Result<u64, ConfigError> {
+            get(k).map_or(Ok(default), |v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| bad(k, &format!("{v:?} is not a whole number")))
+            })
+        };
+        let custom = matches!(endpoint, Endpoint::Custom { .. });
+        let poll_ms = number("poll_interval_ms", 2000)?;
+        if poll_ms < 1000 && !custom {
+            return Err(bad(
+                "poll_interval_ms",
+                "BankID must not be collected more often than once a second",
+            ));
+        }
+        if poll_ms == 0 {
+            return Err(bad("poll_interval_ms", "must be at least 1"));
+        }
+        let mut cfg = Config::custom("", Path::new(""), identity);
+        cfg.endpoint = endpoint;
+        cfg.poll_interval = Duration::from_millis(poll_ms);
+        cfg.order_timeout = Duration::from_secs(number("order_timeout_s", 200)?.max(1));
+        cfg.request_timeout = Duration::from_millis(number("request_timeout_ms", 10_000)?.max(1));
+        cfg.connect_timeout = Duration::from_millis(number("connect_timeout_ms", 5_000)?.max(1));
+        cfg.result_ttl = Duration::from_secs(number("result_ttl_s", 600)?.max(1));
+        cfg.worker_threads = number("worker_threads", 2)?.clamp(1, 64) as usize;
+        cfg.max_orders = number("max_orders", 100_000)?.max(1) as usize;
+        if let Some(v) = get("call_initiator") {
+            cfg.call_initiator = CallInitiator::parse(v)
+                .ok_or_else(|| bad("call_initiator", "must be user or RP"))?;
+        }
+        if let Some(v) = get("language") {
+            cfg.language = Language::parse(v).ok_or_else(|| bad("language", "must be sv or en"))?;
+        }
+        if let Some(v) = get("result_success") {
+            cfg.result_success = v.to_string();
+        }
+        if let Some(v) = get("result_failed") {
+            cfg.result_failed = v.to_string();
+        }
+        Ok(cfg)
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> &str {
+        match &self.endpoint {
+            Endpoint::Test => TEST_URL,
+            Endpoint::Production => PROD_URL,
+            Endpoint::Custom { url, .. } => url,
+        }
+    }
+
+    /// Loads the trust anchor and identity and builds the rustls configuration.
+    pub fn tls_config(&self) -> Result<rustls::ClientConfig, ConfigError> {
+        let roots = match &self.endpoint {
+            Endpoint::Test => tls::roots_from_pem(TEST_ROOT_PEM.as_bytes(), "embedded test root")?,
+            Endpoint::Production => {
+                tls::roots_from_pem(PROD_ROOT_PEM.as_bytes(), "embedded production root")?
+            }
+            Endpoint::Custom { ca_file, .. } => {
+                let pem = std::fs::read(ca_file)
+                    .map_err(|e| ConfigError(format!("ca_file {}: {e}", ca_file.display())))?;
+                tls::roots_from_pem(&pem, &format!("ca_file {}", ca_file.display()))?
+            }
+        };
+        let identity = match &self.identity {
+            Identity::Pem {
+                cert_file,
+                key_file,
+                key_password,
+            } => ClientIdentity::from_pem_files(cert_file, key_file, key_password.as_deref())?,
+            Identity::Pkcs12 { file, password } => {
+                ClientIdentity::from_pkcs12_file(file, password)?
+            }
+        };
+        Ok(tls::client_config(roots, identity)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn env_name(k: &str) -> String {
+        format!("BANKID_{}", k.to_ascii_uppercase())
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = Config::from_map(&map(&[("url", "http://x/"), ("ca_file", "a")]), env_name)
+            .unwrap_err();
+        assert!(e.0.starts_with("BANKID_URL: http:// is refused"), "{e}");
+        let e = Config::from_map(&map(&[("url", "https://x/")]), env_name).unwrap_err();
+        assert!(e.0.starts_with("BANKID_CA_FILE: required"), "{e}");
+        let e = Config::from_map(&map(&[("preset", "test"), ("cert_file", "c")]), env_name)
+            .unwrap_err();
+        assert!(e.0.starts_with("BANKID_KEY_FILE: missing"), "{e}");
+        let e =
+            Config::from_map(&map(&[("preset", "test"), ("p12_file", "c")]), env_name).unwrap_err();
+        assert!(e.0.starts_with("BANKID_P12_PASSWORD: required"), "{e}");
+        let e = Config::from_map(
+            &map(&[
+                ("preset", "production"),
+                ("p12_file", "c"),
+                ("p12_password", "p"),
+                ("poll_interval_ms", "200"),
+            ]),
+            env_name,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("once a second"), "{e}");
+        let e = Config::from_map(&map(&[("preset", "staging")]), env_name).unwrap_err();
+        assert!(e.0.starts_with("BANKID_PRESET"), "{e}");
+    }
+
+    #[test]
+    fn presets_embed_the_real_roots() {
+        let cfg = Config::from_map(
+            &map(&[
+                ("preset", "test"),
+                ("p12_file", "x.p12"),
+                ("p12_password", "p"),
+            ]),
+            env_name,
+        )
+        .unwrap();
+        assert_eq!(cfg.url(), TEST_URL);
+        assert_eq!(
+            tls::roots_from_pem(TEST_ROOT_PEM.as_bytes(), "t")
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            tls::roots_from_pem(PROD_ROOT_PEM.as_bytes(), "p")
+                .unwrap()
+                .len(),
+            1
+        );
+        // Debug never shows the password.
+        assert!(!format!("{cfg:?}").contains("\"p\""));
+    }
+}

@@ -1,0 +1,483 @@
+//! BankID Relying Party API v6: request and response types, and an async client.
+//!
+//! Every status, hint code and error code is an open enum: known values plus `Unknown(String)`,
+//! so a value BankID adds tomorrow never fails a whole response. Unknown fields are ignored.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+macro_rules! open_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $wire:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)] // variants are named exactly as BankID's values
+        pub enum $name {
+            $($(#[$vm])* $variant,)*
+            /// A value this version does not know.
+            Unknown(String),
+        }
+        impl $name {
+            /// The value as BankID spells it.
+            pub fn as_str(&self) -> &str {
+                match self { $($name::$variant => $wire,)* $name::Unknown(s) => s }
+            }
+        }
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                match s { $($wire => $name::$variant,)* other => $name::Unknown(other.to_string()) }
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name::from(String::deserialize(d)?.as_str()))
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+open_enum!(
+    /// `status` of a collect response.
+    CollectStatus {
+        Pending = "pending",
+        Failed = "failed",
+        Complete = "complete",
+    }
+);
+
+open_enum!(
+    /// `hintCode` of a pending or failed order.
+    HintCode {
+        OutstandingTransaction = "outstandingTransaction",
+        NoClient = "noClient",
+        Started = "started",
+        UserCallConfirm = "userCallConfirm",
+        UserMrtd = "userMrtd",
+        UserSign = "userSign",
+        Processing = "processing",
+        ExpiredTransaction = "expiredTransaction",
+        CertificateErr = "certificateErr",
+        UserCancel = "userCancel",
+        Cancelled = "cancelled",
+        StartFailed = "startFailed",
+        UserDeclinedCall = "userDeclinedCall",
+        NotSupportedByUserApp = "notSupportedByUserApp",
+        TransactionRiskBlocked = "transactionRiskBlocked",
+    }
+);
+
+open_enum!(
+    /// `errorCode` of an error response.
+    ErrorCode {
+        AlreadyInProgress = "alreadyInProgress",
+        InvalidParameters = "invalidParameters",
+        Unauthorized = "unauthorized",
+        NotFound = "notFound",
+        MethodNotAllowed = "methodNotAllowed",
+        RequestTimeout = "requestTimeout",
+        UnsupportedMediaType = "unsupportedMediaType",
+        InternalError = "internalError",
+        Maintenance = "maintenance",
+        TooManyRequests = "tooManyRequests",
+    }
+);
+
+/// Who started the phone call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum CallInitiator {
+    /// The customer called us (the IVR case).
+    #[default]
+    #[serde(rename = "user")]
+    User,
+    /// We called the customer.
+    #[serde(rename = "RP")]
+    Rp,
+}
+
+impl CallInitiator {
+    /// `user` or `RP` (case-insensitive).
+    pub fn parse(s: &str) -> Option<CallInitiator> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "user" => Some(CallInitiator::User),
+            "rp" => Some(CallInitiator::Rp),
+            _ => None,
+        }
+    }
+}
+
+/// `requirement` of a phone order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Requirement {
+    /// Ask for the security code even if biometrics are on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_code: Option<bool>,
+    /// Certificate policy OIDs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_policies: Option<Vec<String>>,
+    /// Require an ID document scan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mrtd: Option<bool>,
+}
+
+/// Body of `phone/auth`. `user_visible_data` is base64 already (see [`encode_visible_data`]).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneAuthRequest {
+    /// 12 digits.
+    pub personal_number: String,
+    /// `user` or `RP`.
+    pub call_initiator: CallInitiator,
+    /// Base64 of UTF-8 text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_visible_data: Option<String>,
+    /// `simpleMarkdownV1` when the text is markdown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_visible_data_format: Option<String>,
+    /// Requirements on the user's BankID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requirement: Option<Requirement>,
+}
+
+/// Body of `auth` (QR/app flows; not used by phone orders, kept for completeness).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthRequest {
+    /// The end user's IP address.
+    pub end_user_ip: String,
+    /// Base64 of UTF-8 text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_visible_data: Option<String>,
+}
+
+/// Base64-encodes user visible data and checks BankID's limit for auth (1–1 500 characters
+/// after encoding).
+pub fn encode_visible_data(text: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    let enc = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    if enc.is_empty() || enc.len() > 1500 {
+        return Err(format!(
+            "userVisibleData must be 1 to 1500 characters after base64 encoding, is {}",
+            enc.len()
+        ));
+    }
+    Ok(enc)
+}
+
+/// Answer to a start call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderResponse {
+    /// The order's reference.
+    pub order_ref: String,
+    /// `auth`/`sign` only.
+    #[serde(default)]
+    pub auto_start_token: Option<String>,
+}
+
+/// `completionData.user`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct User {
+    /// 12 digits. Personal data.
+    pub personal_number: String,
+    /// Full name.
+    pub name: String,
+    /// Given name.
+    pub given_name: String,
+    /// Surname.
+    pub surname: String,
+}
+
+/// `completionData.device`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Device {
+    /// The IP address BankID saw.
+    pub ip_address: String,
+    /// Unique hardware identifier.
+    pub uhi: Option<String>,
+}
+
+/// `completionData` of a complete order.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CompletionData {
+    /// Who identified.
+    pub user: User,
+    /// Their device.
+    pub device: Device,
+    /// `YYYY-MM-DD`, maybe with a zone suffix.
+    pub bank_id_issue_date: String,
+    /// Base64 XML-DSig.
+    pub signature: String,
+    /// Base64 DER.
+    pub ocsp_response: String,
+    /// `stepUp.mrtd` when an ID document was checked.
+    pub step_up: Option<serde_json::Value>,
+}
+
+/// Answer to `collect`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectResponse {
+    /// The order.
+    pub order_ref: String,
+    /// pending / failed / complete.
+    pub status: CollectStatus,
+    /// Why, while pending or after failing.
+    #[serde(default)]
+    pub hint_code: Option<HintCode>,
+    /// When complete.
+    #[serde(default)]
+    pub completion_data: Option<CompletionData>,
+}
+
+/// What went wrong with a call.
+#[derive(Debug, Clone)]
+pub enum RpError {
+    /// BankID answered with an error body.
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// `errorCode`.
+        code: ErrorCode,
+        /// `details` (free text; logged, never parsed).
+        details: String,
+        /// From `RateLimit-Reset` / `Retry-After`, if sent.
+        retry_after: Option<Duration>,
+    },
+    /// A non-JSON error body (e.g. an HTML page from a proxy): only the status is known.
+    Http {
+        /// HTTP status.
+        status: u16,
+    },
+    /// A 200 whose body could not be read as the expected JSON.
+    Decode(String),
+    /// No HTTP answer at all (connect failure, TLS failure, timeout, dropped connection).
+    Transport {
+        /// What happened.
+        message: String,
+        /// The request may have reached BankID (it timed out after being sent).
+        timed_out: bool,
+    },
+}
+
+impl RpError {
+    /// BankID's error code, or a local kind: `http-<status>`, `decode`, `transport`.
+    pub fn code(&self) -> String {
+        match self {
+            RpError::Api { code, .. } => code.as_str().to_string(),
+            RpError::Http { status } => format!("http-{status}"),
+            RpError::Decode(_) => "decode".into(),
+            RpError::Transport { .. } => "transport".into(),
+        }
+    }
+
+    /// 503 `maintenance` and 429 `tooManyRequests`: retry with backoff.
+    pub fn is_retryable_overload(&self) -> bool {
+        matches!(
+            self,
+            RpError::Api {
+                code: ErrorCode::Maintenance | ErrorCode::TooManyRequests,
+                ..
+            } | RpError::Http { status: 503 | 429 }
+        )
+    }
+}
+
+impl fmt::Display for RpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RpError::Api {
+                status,
+                code,
+                details,
+                ..
+            } => {
+                write!(f, "BankID answered {status} {code}: {details}")
+            }
+            RpError::Http { status } => {
+                write!(f, "BankID answered HTTP {status} without a JSON body")
+            }
+            RpError::Decode(e) => write!(f, "BankID's answer could not be read: {e}"),
+            RpError::Transport { message, .. } => write!(f, "no answer from BankID: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for RpError {}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    error_code: ErrorCode,
+    #[serde(default)]
+    details: String,
+}
+
+fn transport_error(e: &reqwest::Error) -> RpError {
+    use std::error::Error as _;
+    let mut message = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        src = s.source();
+    }
+    RpError::Transport {
+        message,
+        timed_out: e.is_timeout(),
+    }
+}
+
+/// An RP API client: one connection pool, shared by every order.
+#[derive(Debug, Clone)]
+pub struct RpClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl RpClient {
+    /// A client for `base_url` (ending in `/rp/v6.0/`) over `tls`.
+    pub fn new(
+        base_url: &str,
+        tls: rustls::ClientConfig,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Result<RpClient, String> {
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(connect_timeout)
+            .timeout(request_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .http1_only()
+            .user_agent(concat!("bankid-ivr/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let mut base = base_url.to_string();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        Ok(RpClient { http, base })
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        body: &impl Serialize,
+    ) -> Result<T, RpError> {
+        let body = serde_json::to_vec(body).map_err(|e| RpError::Decode(e.to_string()))?;
+        let resp = self
+            .http
+            .post(format!("{}{endpoint}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        let status = resp.status().as_u16();
+        let retry_after = ["ratelimit-reset", "retry-after"]
+            .iter()
+            .find_map(|h| {
+                resp.headers()
+                    .get(*h)?
+                    .to_str()
+                    .ok()?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(Duration::from_secs);
+        let bytes = resp.bytes().await.map_err(|e| transport_error(&e))?;
+        if status == 200 {
+            return serde_json::from_slice(&bytes).map_err(|e| RpError::Decode(e.to_string()));
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => Err(RpError::Api {
+                status,
+                code: b.error_code,
+                details: b.details,
+                retry_after,
+            }),
+            Err(_) => Err(RpError::Http { status }),
+        }
+    }
+
+    /// `phone/auth`.
+    pub async fn phone_auth(&self, req: &PhoneAuthRequest) -> Result<OrderResponse, RpError> {
+        self.post("phone/auth", req).await
+    }
+
+    /// `auth`.
+    pub async fn auth(&self, req: &AuthRequest) -> Result<OrderResponse, RpError> {
+        self.post("auth", req).await
+    }
+
+    /// `collect`.
+    pub async fn collect(&self, order_ref: &str) -> Result<CollectResponse, RpError> {
+        self.post("collect", &serde_json::json!({ "orderRef": order_ref }))
+            .await
+    }
+
+    /// `cancel`.
+    pub async fn cancel(&self, order_ref: &str) -> Result<(), RpError> {
+        self.post::<serde_json::Value>("cancel", &serde_json::json!({ "orderRef": order_ref }))
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_codes_and_fields_do_not_fail_a_response() {
+        let r: CollectResponse = serde_json::from_str(
+            r#"{"orderRef":"a","status":"weird","hintCode":"brandNewHint","extra":{"x":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.status, CollectStatus::Unknown("weird".into()));
+        assert_eq!(r.hint_code, Some(HintCode::Unknown("brandNewHint".into())));
+        let r: CollectResponse = serde_json::from_str(
+            r#"{"orderRef":"a","status":"pending","hintCode":"userCallConfirm"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.hint_code, Some(HintCode::UserCallConfirm));
+        assert_eq!(ErrorCode::from("maintenance"), ErrorCode::Maintenance);
+        assert_eq!(ErrorCode::from("nope").as_str(), "nope");
+    }
+
+    #[test]
+    fn phone_auth_body_has_the_number_at_the_top_level() {
+        let body = serde_json::to_value(PhoneAuthRequest {
+            personal_number: "199908072391".into(),
+            call_initiator: CallInitiator::Rp,
+            user_visible_data: None,
+            user_visible_data_format: None,
+            requirement: Some(Requirement {
+                pin_code: Some(true),
+                ..Default::default()
+            }),
+        })
+        .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"personalNumber":"199908072391","callInitiator":"RP","requirement":{"pinCode":true}})
+        );
+    }
+
+    #[test]
+    fn visible_data_is_base64_and_length_checked() {
+        assert_eq!(encode_visible_data("Hej").unwrap(), "SGVq");
+        assert!(encode_visible_data("").is_err());
+        assert!(encode_visible_data(&"x".repeat(1200)).is_err());
+    }
+}
