@@ -1,0 +1,450 @@
+//! The order engine against bankid-sim over real mutual TLS: outcomes, order rules, faults,
+//! cancellation, the local deadline and TLS misconfiguration.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bankid::config::Identity;
+use bankid::order::{local, Engine, StartOptions, State};
+use bankid::rp::CallInitiator;
+use bankid::Personnummer;
+use bankid_sim::{Fault, FaultKind, Scenario, Step};
+
+fn pnr(s: &str) -> Personnummer {
+    Personnummer::parse(s).unwrap()
+}
+
+fn wait_final(engine: &Engine, id: u64) -> bankid::OrderView {
+    let v = engine.wait(id, Duration::from_secs(15)).unwrap();
+    assert!(v.state.is_final(), "order still pending after 15 s: {v:?}");
+    v
+}
+
+/// A scenario that stays pending for `secs` of real time (simulator at speed 0.01).
+fn slow(secs: u64) -> Scenario {
+    Scenario {
+        steps: vec![Step {
+            hint_code: "outstandingTransaction".into(),
+            ms: secs * 100_000,
+        }],
+        outcome: "complete".into(),
+    }
+}
+
+#[test]
+fn a_test_person_is_identified_with_the_agents_result_text() {
+    let env = common::sim("ok");
+    let engine = Engine::new(env.config()).unwrap();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    assert_eq!(
+        engine.state(id).unwrap(),
+        State::Pending,
+        "start returns before BankID answers"
+    );
+    let mut hints = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.state(id).unwrap() == State::Pending && Instant::now() < deadline {
+        if let Some(h) = engine.poll(id).unwrap().hint_code {
+            if hints.last() != Some(&h) {
+                hints.push(h);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let v = engine.poll(id).unwrap();
+    assert_eq!(v.state, State::Complete);
+    assert_eq!(
+        v.result_text,
+        "Identification successful for social security number 850312-1116"
+    );
+    let user = v.completion.unwrap().user;
+    assert_eq!(
+        (user.given_name.as_str(), user.surname.as_str()),
+        ("Anna", "Lindqvist")
+    );
+    assert!(
+        hints.contains(&"userCallConfirm".to_string()),
+        "saw the phone hints: {hints:?}"
+    );
+    let orders = env.sim.orders();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].call_initiator.as_deref(), Some("user"));
+    // Collects were spaced by the poll interval, not hammering.
+    let c = &orders[0].collects_ms;
+    assert!(
+        c.windows(2).all(|w| w[1] - w[0] >= 15),
+        "collect spacing {c:?}"
+    );
+}
+
+#[test]
+fn each_failure_outcome_is_reported_with_its_hint_and_message() {
+    let env = common::sim("fail");
+    let engine = Engine::new(env.config()).unwrap();
+    let cases = [
+        ("199105212220", "userCancel", "RFA6"),
+        ("197709083336", "userDeclinedCall", "BIVR-CALL-DECLINED"),
+        ("196601014449", "expiredTransaction", "RFA8"),
+        ("200002295558", "certificateErr", "RFA16"),
+        ("198811116667", "startFailed", "RFA17A"),
+        ("199506307777", "notSupportedByUserApp", "BIVR-APP-TOO-OLD"),
+        (
+            "199307079195",
+            "transactionRiskBlocked",
+            "BIVR-RISK-BLOCKED",
+        ),
+    ];
+    let ids: Vec<_> = cases
+        .iter()
+        .map(|(p, _, _)| engine.start(&pnr(p), StartOptions::default()).unwrap())
+        .collect();
+    for (id, (p, hint, rfa)) in ids.into_iter().zip(cases) {
+        let v = wait_final(&engine, id);
+        assert_eq!(v.state, State::Failed, "{p}");
+        assert_eq!(v.hint_code.as_deref(), Some(hint), "{p}");
+        assert_eq!(v.message.id, rfa, "{p}");
+        assert_eq!(v.result_text, "Identification failed");
+    }
+}
+
+#[test]
+fn call_initiator_rp_reaches_bankid() {
+    let env = common::sim("rp");
+    let engine = Engine::new(env.config()).unwrap();
+    let opts = StartOptions {
+        call_initiator: Some(CallInitiator::Rp),
+        ..Default::default()
+    };
+    let id = engine.start(&pnr("196801642395"), opts).unwrap();
+    assert_eq!(wait_final(&engine, id).state, State::Complete);
+    assert_eq!(env.sim.orders()[0].call_initiator.as_deref(), Some("RP"));
+}
+
+#[test]
+fn a_second_order_for_the_same_person_aborts_both() {
+    let env = common::sim("aip");
+    env.sim.set_scenario("198503121116", slow(5));
+    let engine = Engine::new(env.config()).unwrap();
+    let first = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let t = Instant::now();
+    while engine.poll(first).unwrap().order_ref.is_none() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let v2 = wait_final(&engine, second);
+    assert_eq!(
+        (v2.state, v2.error_code.as_deref()),
+        (State::Error, Some("alreadyInProgress"))
+    );
+    assert_eq!(v2.message.id, "RFA4");
+    let v1 = wait_final(&engine, first);
+    assert_eq!(
+        (v1.state, v1.hint_code.as_deref()),
+        (State::Failed, Some("cancelled"))
+    );
+    assert_eq!(v1.message.id, "RFA3");
+}
+
+#[test]
+fn maintenance_and_rate_limits_are_retried_to_success() {
+    let env = common::sim("retry");
+    let engine = Engine::new(env.config()).unwrap();
+    env.sim
+        .inject_fault(Fault::new(FaultKind::Maintenance, 1).on("phone/auth"));
+    env.sim
+        .inject_fault(Fault::new(FaultKind::TooManyRequests, 1).on("collect"));
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let v = wait_final(&engine, id);
+    assert_eq!(v.state, State::Complete, "{v:?}");
+    assert_eq!(
+        env.sim.orders().len(),
+        1,
+        "the start was retried only because nothing was created"
+    );
+}
+
+#[test]
+fn errors_on_start_are_final_and_not_retried() {
+    let env = common::sim("starterr");
+    let engine = Engine::new(env.config()).unwrap();
+    for (kind, code) in [
+        (FaultKind::InternalError, "internalError"),
+        (FaultKind::RequestTimeout, "requestTimeout"),
+        (FaultKind::Html403, "http-403"),
+    ] {
+        env.sim.inject_fault(Fault::new(kind, 1).on("phone/auth"));
+        let id = engine
+            .start(&pnr("198503121116"), StartOptions::default())
+            .unwrap();
+        let v = wait_final(&engine, id);
+        assert_eq!(
+            (v.state, v.error_code.as_deref()),
+            (State::Error, Some(code))
+        );
+        assert_eq!(v.result_text, "Identification failed");
+        engine.release(id).unwrap();
+    }
+    assert!(
+        env.sim.orders().is_empty(),
+        "no order was created by a retry"
+    );
+}
+
+#[test]
+fn collects_without_a_usable_answer_are_retried_on_the_next_tick() {
+    let env = common::sim("collectfault");
+    env.sim.set_scenario(
+        "198503121116",
+        Scenario {
+            steps: vec![Step {
+                hint_code: "userSign".into(),
+                ms: 100_000,
+            }],
+            outcome: "complete".into(),
+        },
+    );
+    let mut cfg = env.config();
+    cfg.request_timeout = Duration::from_millis(300);
+    let engine = Engine::new(cfg).unwrap();
+    env.sim
+        .inject_fault(Fault::new(FaultKind::Drop, 1).on("collect"));
+    env.sim
+        .inject_fault(Fault::new(FaultKind::MalformedJson, 1).on("collect"));
+    env.sim
+        .inject_fault(Fault::new(FaultKind::Delay, 1).on("collect").delay(600));
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let v = wait_final(&engine, id);
+    assert_eq!(v.state, State::Complete, "{v:?}");
+}
+
+#[test]
+fn releasing_a_pending_order_cancels_it_at_bankid() {
+    let env = common::sim("release");
+    env.sim.set_scenario("198503121116", slow(10));
+    let engine = Engine::new(env.config()).unwrap();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let t = Instant::now();
+    while engine.poll(id).unwrap().order_ref.is_none() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    engine.release(id).unwrap();
+    assert_eq!(
+        engine.poll(id).unwrap_err(),
+        bankid::order::Error::StaleHandle
+    );
+    let t = Instant::now();
+    while !env.sim.orders().iter().any(|o| o.cancelled_by_rp)
+        && t.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        env.sim.orders()[0].cancelled_by_rp,
+        "{:?}",
+        env.sim.orders()
+    );
+}
+
+#[test]
+fn cancel_turns_the_order_failed_at_once() {
+    let env = common::sim("cancel");
+    env.sim.set_scenario("198503121116", slow(10));
+    let engine = Engine::new(env.config()).unwrap();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    engine.cancel(id).unwrap();
+    let v = engine.poll(id).unwrap();
+    assert_eq!(
+        (v.state, v.error_code.as_deref()),
+        (State::Failed, Some(local::CANCELLED))
+    );
+    assert_eq!(v.message.id, "RFA6");
+}
+
+#[test]
+fn the_local_deadline_ends_an_order_bankid_never_finishes() {
+    let env = common::sim("deadline");
+    env.sim.set_scenario("198503121116", slow(60));
+    let mut cfg = env.config();
+    cfg.order_timeout = Duration::from_millis(800);
+    let engine = Engine::new(cfg).unwrap();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let v = wait_final(&engine, id);
+    assert_eq!(
+        (v.state, v.error_code.as_deref()),
+        (State::Error, Some(local::DEADLINE))
+    );
+    let t = Instant::now();
+    while !env.sim.orders().iter().any(|o| o.cancelled_by_rp)
+        && t.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        env.sim.orders()[0].cancelled_by_rp,
+        "the abandoned order was cancelled at BankID"
+    );
+}
+
+#[test]
+fn a_silent_bankid_still_reaches_a_final_state() {
+    let env = common::sim("silent");
+    let mut cfg = env.config();
+    cfg.order_timeout = Duration::from_millis(700);
+    cfg.request_timeout = Duration::from_secs(5);
+    let engine = Engine::new(cfg).unwrap();
+    env.sim
+        .inject_fault(Fault::new(FaultKind::Delay, 1).on("phone/auth").delay(3000));
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let v = engine.wait(id, Duration::from_secs(2)).unwrap();
+    assert_eq!(
+        (v.state, v.error_code.as_deref()),
+        (State::Error, Some(local::DEADLINE))
+    );
+}
+
+#[test]
+fn every_identity_shape_the_simulator_writes_works() {
+    let env = common::sim("ids");
+    let d = &env.dir;
+    let identities = [
+        Identity::Pem {
+            cert_file: d.join("client.pem"),
+            key_file: d.join("client.key"),
+            key_password: None,
+        },
+        Identity::Pem {
+            cert_file: d.join("client.pem"),
+            key_file: d.join("client-encrypted.key"),
+            key_password: Some("qwerty123".into()),
+        },
+        Identity::Pkcs12 {
+            file: d.join("client.p12"),
+            password: "qwerty123".into(),
+        },
+        Identity::Pkcs12 {
+            file: d.join("client-legacy.p12"),
+            password: "qwerty123".into(),
+        },
+    ];
+    for (i, identity) in identities.into_iter().enumerate() {
+        let engine = Engine::new(env.config_with(identity)).unwrap();
+        let p = [
+            "198503121116",
+            "196801642395",
+            "199908072391",
+            "198503121116",
+        ][i];
+        let id = engine.start(&pnr(p), StartOptions::default()).unwrap();
+        assert_eq!(
+            wait_final(&engine, id).state,
+            State::Complete,
+            "identity #{i}"
+        );
+    }
+}
+
+#[test]
+fn tls_misconfiguration_is_named_or_refused() {
+    let env = common::sim("tlsbad");
+    let d = &env.dir;
+    // Wrong PKCS#12 password: a configuration error naming the setting.
+    let e = Engine::new(env.config_with(Identity::Pkcs12 {
+        file: d.join("client.p12"),
+        password: "nope".into(),
+    }))
+    .unwrap_err();
+    assert!(e.to_string().contains("wrong p12_password"), "{e}");
+    // Encrypted key without or with a wrong password.
+    let e = Engine::new(env.config_with(Identity::Pem {
+        cert_file: d.join("client.pem"),
+        key_file: d.join("client-encrypted.key"),
+        key_password: None,
+    }))
+    .unwrap_err();
+    assert!(e.to_string().contains("is encrypted"), "{e}");
+    let e = Engine::new(env.config_with(Identity::Pem {
+        cert_file: d.join("client.pem"),
+        key_file: d.join("client-encrypted.key"),
+        key_password: Some("wrong".into()),
+    }))
+    .unwrap_err();
+    assert!(e.to_string().contains("wrong key_password"), "{e}");
+    // Missing certificate file: named.
+    let e = Engine::new(env.config_with(Identity::Pem {
+        cert_file: d.join("missing.pem"),
+        key_file: d.join("client.key"),
+        key_password: None,
+    }))
+    .unwrap_err();
+    assert!(e.to_string().contains("missing.pem"), "{e}");
+
+    // The wrong CA: the server is not trusted, nothing is identified.
+    let other = common::sim("tlsother");
+    let mut cfg = env.config();
+    cfg.endpoint = bankid::config::Endpoint::Custom {
+        url: env.sim.base_url(),
+        ca_file: other.dir.join("ca.pem"),
+    };
+    let engine = Engine::new(cfg).unwrap();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let v = wait_final(&engine, id);
+    assert_eq!(
+        (v.state, v.error_code.as_deref()),
+        (State::Error, Some("transport"))
+    );
+
+    // A client certificate from another CA: the simulator refuses the handshake.
+    let engine = Engine::new(env.config_with(other.pem_identity())).unwrap();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let v = wait_final(&engine, id);
+    assert_eq!(
+        (v.state, v.error_code.as_deref()),
+        (State::Error, Some("transport"))
+    );
+    assert!(env.sim.stats().refused_handshakes >= 1);
+    assert!(env.sim.orders().is_empty());
+}
+
+#[test]
+fn many_orders_share_few_connections() {
+    let env = common::sim("pool");
+    let engine = Engine::new(env.config()).unwrap();
+    let ids: Vec<_> = ["198503121116", "196801642395", "199908072391"]
+        .iter()
+        .map(|p| engine.start(&pnr(p), StartOptions::default()).unwrap())
+        .collect();
+    for id in ids {
+        assert_eq!(wait_final(&engine, id).state, State::Complete);
+    }
+    let s = env.sim.stats();
+    assert!(
+        s.handshakes <= 4,
+        "handshakes {} for {} requests",
+        s.handshakes,
+        s.requests
+    );
+    assert!(s.requests >= 9);
+}
