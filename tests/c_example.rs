@@ -1,0 +1,178 @@
+//! The C side, for real: examples/identify.c compiled with -Wall -Wextra -Werror, loading the
+//! built libbankid.so with dlopen, identifying test persons against bankid-sim over mTLS; once
+//! plain, once under AddressSanitizer/UBSan and once under valgrind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `target/<profile>/`, where cargo puts libbankid.so.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+fn libbankid() -> PathBuf {
+    let lib = target_dir().join("libbankid.so");
+    assert!(
+        lib.is_file(),
+        "{} is missing: cargo builds it with the tests",
+        lib.display()
+    );
+    lib
+}
+
+fn compile(name: &str, extra: &[&str]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = target_dir().join(name);
+    let status = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"])
+        .args(extra)
+        .arg("-I")
+        .arg(root.join("include"))
+        .arg(root.join("examples/identify.c"))
+        .arg("-ldl")
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("cc runs");
+    assert!(
+        status.success(),
+        "examples/identify.c does not compile cleanly"
+    );
+    out
+}
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().expect("runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn identify_c_reports_success_failure_and_refusal() {
+    let env = common::sim("c");
+    let config = env.write_toml("");
+    let exe = compile("identify", &[]);
+    let lib = libbankid();
+
+    let (ok, out) = run(Command::new(&exe)
+        .arg(&lib)
+        .arg("198503121116")
+        .arg("complete")
+        .arg(&config));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("result: Identification successful for social security number 850312-1116"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Bekräfta i BankID-appen att du pratar med oss."),
+        "prompt followed the state: {out}"
+    );
+
+    let (ok, out) = run(Command::new(&exe)
+        .arg(&lib)
+        .arg("197709083336")
+        .arg("failed")
+        .arg(&config));
+    assert!(ok, "{out}");
+    assert!(out.contains("hint=userDeclinedCall"), "{out}");
+    assert!(out.contains("result: Identification failed"), "{out}");
+
+    let (ok, out) = run(Command::new(&exe)
+        .arg(&lib)
+        .arg("198503121117")
+        .arg("invalid")
+        .arg(&config));
+    assert!(ok, "{out}");
+    assert!(out.contains("check digit"), "{out}");
+
+    // The checker fails loudly on a wrong answer: expecting success for a declined call.
+    let (ok, out) = run(Command::new(&exe)
+        .arg(&lib)
+        .arg("197709083336")
+        .arg("complete")
+        .arg(&config));
+    assert!(!ok && out.contains("FAIL"), "{out}");
+
+    // Configuration from BANKID_* environment variables instead of a file.
+    let (ok, out) = run(Command::new(&exe)
+        .arg(&lib)
+        .arg("196801642395")
+        .arg("complete")
+        .env("BANKID_URL", env.sim.base_url())
+        .env("BANKID_CA_FILE", env.dir.join("ca.pem"))
+        .env("BANKID_P12_FILE", env.dir.join("client.p12"))
+        .env("BANKID_P12_PASSWORD", "qwerty123")
+        .env("BANKID_POLL_INTERVAL_MS", "20"));
+    assert!(ok, "{out}");
+    assert!(out.contains("680164-2395"), "{out}");
+
+    // A broken configuration is named.
+    let (ok, out) = run(Command::new(&exe)
+        .arg(&lib)
+        .arg("196801642395")
+        .arg("complete")
+        .env("BANKID_URL", "http://127.0.0.1:1/rp/v6.0/")
+        .env("BANKID_CA_FILE", env.dir.join("ca.pem")));
+    assert!(
+        !ok && out.contains("BANKID_URL: http:// is refused"),
+        "{out}"
+    );
+}
+
+#[test]
+fn identify_c_is_clean_under_address_and_undefined_behaviour_sanitizers() {
+    let env = common::sim("asan");
+    let config = env.write_toml("");
+    let exe = compile(
+        "identify-asan",
+        &["-fsanitize=address,undefined", "-fno-omit-frame-pointer"],
+    );
+    let (ok, out) = run(Command::new(&exe)
+        .arg(libbankid())
+        .arg("198503121116")
+        .arg("complete")
+        .arg(&config)
+        .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"));
+    assert!(ok, "{out}");
+    assert!(
+        !out.contains("ERROR: AddressSanitizer") && !out.contains("runtime error"),
+        "{out}"
+    );
+}
+
+#[test]
+fn identify_c_is_clean_under_valgrind() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        panic!("valgrind is not installed: run scripts/setup.sh (CI installs it)");
+    }
+    let env = common::sim("valgrind");
+    let config = env.write_toml("");
+    let exe = compile("identify-vg", &[]);
+    let (ok, out) = run(Command::new("valgrind")
+        .args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--quiet",
+        ])
+        .arg(format!(
+            "--suppressions={}/tests/valgrind.supp",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg(&exe)
+        .arg(libbankid())
+        .arg("198503121116")
+        .arg("complete")
+        .arg(&config));
+    assert!(ok, "{out}");
+    assert!(out.contains("\nok\n"), "{out}");
+}

@@ -1,0 +1,186 @@
+//! The C ABI called directly from Rust: NULLs, buffers, stale handles, initialisation order.
+//! One test function, because the library has one global engine per process.
+
+mod common;
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr;
+
+use bankid::ffi::bankid_status::*;
+use bankid::ffi::*;
+
+fn last_error() -> String {
+    let mut buf = [0 as c_char; 512];
+    let mut len = 0usize;
+    unsafe { bankid_last_error(buf.as_mut_ptr(), buf.len(), &mut len) };
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn text(f: impl Fn(*mut c_char, usize, *mut usize) -> bankid_status) -> (bankid_status, String) {
+    let mut buf = [0 as c_char; 512];
+    let mut len = 0usize;
+    let st = f(buf.as_mut_ptr(), buf.len(), &mut len);
+    (
+        st,
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+#[test]
+fn the_c_abi_holds_its_conventions() {
+    let env = common::sim("ffi");
+    let pnr = CString::new("198503121116").unwrap();
+    let mut order: bankid_order = 0;
+
+    // Before init.
+    assert_eq!(
+        unsafe { bankid_start(pnr.as_ptr(), 0, &mut order) },
+        BANKID_NOT_INITIALIZED
+    );
+    assert_eq!(bankid_release(0), BANKID_OK);
+    assert_eq!(
+        bankid_shutdown(),
+        BANKID_OK,
+        "shutdown when not initialised is a no-op"
+    );
+
+    // A configuration error names the file.
+    let missing = CString::new("/nonexistent/bankid.toml").unwrap();
+    assert_eq!(
+        unsafe { bankid_init(missing.as_ptr()) },
+        BANKID_CONFIG_ERROR
+    );
+    assert!(
+        last_error().contains("/nonexistent/bankid.toml"),
+        "{}",
+        last_error()
+    );
+    let bad = env.dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "url = \"https://127.0.0.1:1/\"\nca_file = \"ca.pem\"\nbogus = 1\n",
+    )
+    .unwrap();
+    let bad = CString::new(bad.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { bankid_init(bad.as_ptr()) }, BANKID_CONFIG_ERROR);
+    assert!(
+        last_error().contains("unknown key \"bogus\""),
+        "{}",
+        last_error()
+    );
+
+    let cfg = CString::new(env.write_toml("language = \"en\"").to_str().unwrap()).unwrap();
+    assert_eq!(
+        unsafe { bankid_init(cfg.as_ptr()) },
+        BANKID_OK,
+        "{}",
+        last_error()
+    );
+    assert_eq!(
+        unsafe { bankid_init(cfg.as_ptr()) },
+        BANKID_ALREADY_INITIALIZED
+    );
+
+    // Invalid UTF-8 and bad numbers never reach BankID.
+    let not_utf8 = [0xffu8 as c_char, 0];
+    assert_eq!(
+        unsafe { bankid_start(not_utf8.as_ptr(), 0, &mut order) },
+        BANKID_INVALID_UTF8
+    );
+    let short = CString::new("85031211").unwrap();
+    assert_eq!(
+        unsafe { bankid_start(short.as_ptr(), 0, &mut order) },
+        BANKID_INVALID_PERSONAL_NUMBER
+    );
+    assert!(last_error().contains("12 digits"), "{}", last_error());
+    assert!(env.sim.orders().is_empty());
+
+    assert_eq!(
+        unsafe { bankid_start(pnr.as_ptr(), BANKID_CALL_INITIATOR_RP_VALUE, &mut order) },
+        BANKID_OK
+    );
+    assert_ne!(order, 0);
+    let (st, msg) = text(|b, l, o| unsafe { bankid_message(order, 1, b, l, o) });
+    assert_eq!(st, BANKID_OK);
+    assert!(
+        msg == "Start your BankID app." || msg.contains("BankID app"),
+        "{msg}"
+    );
+    assert_eq!(
+        text(|b, l, o| unsafe { bankid_message(order, 9, b, l, o) }).0,
+        BANKID_INVALID_ARGUMENT
+    );
+    assert_eq!(
+        unsafe { bankid_poll(order, ptr::null_mut()) },
+        BANKID_NULL_POINTER
+    );
+    assert_eq!(
+        unsafe { bankid_hint_code(order, ptr::null_mut(), 5, ptr::null_mut()) },
+        BANKID_NULL_POINTER
+    );
+
+    let mut state = 0u32;
+    for _ in 0..2000 {
+        assert_eq!(unsafe { bankid_poll(order, &mut state) }, BANKID_OK);
+        if state != bankid_state::BANKID_STATE_PENDING as u32 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(state, bankid_state::BANKID_STATE_COMPLETE as u32);
+    let (st, result) = text(|b, l, o| unsafe { bankid_result_text(order, b, l, o) });
+    assert_eq!(
+        (st, result.as_str()),
+        (
+            BANKID_OK,
+            "Identification successful for social security number 850312-1116"
+        )
+    );
+    assert_eq!(env.sim.orders()[0].call_initiator.as_deref(), Some("RP"));
+
+    // Exact fit: 66 bytes + NUL.
+    let mut exact = vec![0 as c_char; result.len() + 1];
+    let mut len = 0;
+    assert_eq!(
+        unsafe { bankid_result_text(order, exact.as_mut_ptr(), exact.len(), &mut len) },
+        BANKID_OK
+    );
+    let mut one_short = vec![0 as c_char; result.len()];
+    assert_eq!(
+        unsafe { bankid_result_text(order, one_short.as_mut_ptr(), one_short.len(), &mut len) },
+        BANKID_BUFFER_TOO_SMALL
+    );
+    assert_eq!(len, result.len());
+
+    // Cancel of a final order leaves it as it is.
+    assert_eq!(bankid_cancel(order), BANKID_OK);
+    assert_eq!(unsafe { bankid_poll(order, &mut state) }, BANKID_OK);
+    assert_eq!(state, bankid_state::BANKID_STATE_COMPLETE as u32);
+
+    assert_eq!(bankid_release(order), BANKID_OK);
+    assert_eq!(bankid_release(order), BANKID_STALE_HANDLE);
+    assert_eq!(bankid_cancel(order), BANKID_STALE_HANDLE);
+    assert_eq!(
+        unsafe { CStr::from_ptr(bankid_status_str(8)) }
+            .to_str()
+            .unwrap(),
+        "BANKID_STALE_HANDLE"
+    );
+    assert_eq!(
+        unsafe { CStr::from_ptr(bankid_version()) }
+            .to_str()
+            .unwrap(),
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(bankid_shutdown(), BANKID_OK);
+    assert_eq!(
+        unsafe { bankid_poll(order, &mut state) },
+        BANKID_NOT_INITIALIZED
+    );
+}
+
+const BANKID_CALL_INITIATOR_RP_VALUE: u32 = bankid_call_initiator::BANKID_CALL_INITIATOR_RP as u32;
