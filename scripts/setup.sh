@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs; idempotent, safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# cbindgen, pinned: the checked-in header must be byte-identical to what it generates.
+CBINDGEN_VERSION=0.29.4
+if ! cbindgen --version 2>/dev/null | grep -q "$CBINDGEN_VERSION"; then
+  echo "setup: cargo install cbindgen $CBINDGEN_VERSION"
+  cargo install cbindgen --version "$CBINDGEN_VERSION" --locked --quiet
+fi
+
+# Python peers (pybankid) in a project-local virtualenv.
+if [ -f scripts/requirements-peers.txt ]; then
+  if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+  .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-peers.txt
+fi
+echo "setup: done"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Run `bash scripts/setup.sh` once first
+# (or simply `bash .ci/run`, which does both).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "include/bankid.h is what cbindgen generates"
+mkdir -p target
+cbindgen --config cbindgen.toml --quiet --output target/bankid.h.generated
+diff -u include/bankid.h target/bankid.h.generated
+
+step "the header compiles alone as C and as C++"
+echo '#include "bankid.h"' > target/header-alone.c
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude -c target/header-alone.c -o target/header-alone.o
+c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -x c++ -Iinclude -c target/header-alone.c -o target/header-alone-cpp.o
+
+step "build the workspace (libbankid.so, bankid-sim, bankid-ivr, bankid-agent)"
+cargo build --workspace --all-targets
+
+step "cargo test (library, C example, simulator, IVR tools, agent page with headless Chromium)"
+cargo test --workspace --no-fail-fast
+
+step "every IVR flow export passes flow check"
+target/debug/bankid-ivr flow check ivr-flows/*.xml
+
+step "pybankid (an independent client) against bankid-sim"
+bash tests/peers/pybankid_peer.sh
+
+printf '\nall test steps passed\n'
