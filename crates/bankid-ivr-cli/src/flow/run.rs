@@ -1,0 +1,327 @@
+//! `bankid-ivr flow run`: executes a project the way the IVR would, with scripted DTMF, printing
+//! each block, prompt and variable. The bankid request block runs through the real
+//! `libbankid.so` (see [`crate::hook`]).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bankid::messages::Language;
+
+use super::format::{exit, param, Kind};
+use super::model::{Block, Flow};
+use crate::hook::{self, Hook};
+use crate::prompts;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Transferred to this queue.
+    Queue(String),
+    /// A Hangup or End block.
+    Hangup,
+    /// The caller hung up (scripted).
+    CallerHungUp,
+    /// A block could not run; the text says why.
+    Broken(String),
+}
+
+/// Inputs of a run.
+pub struct Script {
+    /// DTMF entries, one per Menu read; `t` = nothing entered, `hangup` = the caller hangs up.
+    pub dtmf: VecDeque<String>,
+    /// Hang up this long after a BankID order started.
+    pub hangup_after: Option<Duration>,
+    /// Prompt language.
+    pub lang: Language,
+}
+
+/// A run in progress.
+pub struct Runner<'a, W: Write> {
+    dir: PathBuf,
+    script: Script,
+    hook: Option<&'a Hook>,
+    /// Channel variables.
+    pub vars: BTreeMap<String, String>,
+    out: W,
+    steps: usize,
+}
+
+const MAX_STEPS: usize = 500;
+
+fn subst(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut s = text.to_string();
+    for (k, v) in vars {
+        s = s.replace(&format!("{{{k}}}"), v);
+        let bare = k.trim_start_matches('_');
+        if bare != k {
+            s = s.replace(&format!("{{{bare}}}"), v);
+        }
+    }
+    s
+}
+
+/// Masks a value that looks like a personal number before printing it.
+fn shown(name: &str, value: &str) -> String {
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    let _ = name;
+    if digits >= 10 && value.len() <= 13 && value.chars().all(|c| c.is_ascii_digit() || c == '-' || c == '+') {
+        bankid::personnummer::mask_str(value)
+    } else {
+        value.to_string()
+    }
+}
+
+impl<'a, W: Write> Runner<'a, W> {
+    /// A runner for flows in `dir` (where SubProject files are looked up).
+    pub fn new(dir: &Path, script: Script, hook: Option<&'a Hook>, out: W) -> Self {
+        let mut vars = BTreeMap::new();
+        vars.insert("CALLERID(num)".to_string(), "46700000000".to_string());
+        Runner { dir: dir.to_path_buf(), script, hook, vars, out, steps: 0 }
+    }
+
+    fn say(&mut self, line: String) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    fn play(&mut self, audio: &str) {
+        let audio = subst(audio, &self.vars);
+        let text = prompts::text(&audio, self.script.lang).unwrap_or("(no text known for this file)");
+        self.say(format!("    ♪ {audio}: \"{text}\""));
+    }
+
+    fn set(&mut self, name: &str, value: String) {
+        self.say(format!("    {name} = \"{}\"", shown(name, &value)));
+        self.vars.insert(name.to_string(), value);
+    }
+
+    /// Runs `flow` from its Start block.
+    pub fn run(&mut self, flow: &Flow) -> Ending {
+        let Some(start) = flow.blocks.iter().find(|b| b.kind == Some(Kind::Start)) else {
+            return Ending::Broken("no Start block".into());
+        };
+        let mut current = start.clone();
+        loop {
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
+                return Ending::Broken(format!("more than {MAX_STEPS} blocks run: a loop without end?"));
+            }
+            self.say(format!("→ {}", current.describe()));
+            let next: Result<Option<&Block>, Ending> = self.step(flow, &current);
+            match next {
+                Ok(Some(b)) => current = b.clone(),
+                Ok(None) => return Ending::Broken(format!("{} has no exit to follow", current.describe())),
+                Err(end) => return end,
+            }
+        }
+    }
+
+    fn step<'f>(&mut self, flow: &'f Flow, b: &Block) -> Result<Option<&'f Block>, Ending> {
+        let p = |n: &str| b.param(n).unwrap_or("").to_string();
+        match b.kind {
+            None => Err(Ending::Broken(format!("{}: unknown block type", b.describe()))),
+            Some(Kind::Start) => {
+                if !p(param::ANSWER).eq_ignore_ascii_case("no") {
+                    self.say("    (call answered)".into());
+                }
+                Ok(flow.next(&b.id))
+            }
+            Some(Kind::Playback) => {
+                self.play(&p(param::AUDIO));
+                Ok(flow.next(&b.id))
+            }
+            Some(Kind::Set) => {
+                let v = subst(&p(param::VALUE), &self.vars);
+                self.set(&p(param::VARIABLE), v);
+                Ok(flow.next(&b.id))
+            }
+            Some(Kind::NoOp) => {
+                let v = subst(&p(param::OUTPUT), &self.vars);
+                self.say(format!("    log: {v}"));
+                Ok(flow.next(&b.id))
+            }
+            Some(Kind::Math) | Some(Kind::CustomApp) => {
+                self.say("    (not evaluated in a dry run)".into());
+                Ok(flow.next(&b.id))
+            }
+            Some(Kind::Menu) => self.menu(flow, b),
+            Some(Kind::BankIdRequest) => self.bankid(flow, b),
+            Some(Kind::System) => {
+                let value = self.system(&p(param::COMMAND))?;
+                self.set(&p(param::VARIABLE), value);
+                Ok(flow.next(&b.id))
+            }
+            Some(Kind::Agi) => {
+                self.say(format!("    AGI {} {} (not connected in a dry run; see `bankid-ivr fastagi`)", p(param::COMMAND), p(param::ARGUMENTS)));
+                Ok(flow.next(&b.id))
+            }
+            Some(Kind::SubProject) => {
+                let name = p(param::PROJECT);
+                let path = self.dir.join(format!("{name}.xml"));
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| Ending::Broken(format!("SubProject {name}: {}: {e}", path.display())))?;
+                let sub = Flow::parse(&text).map_err(|e| Ending::Broken(format!("SubProject {name}: {e}")))?;
+                self.say(format!("    entering project {name}"));
+                match self.run(&sub) {
+                    Ending::Broken(e) if e.contains("has no exit") => Ok(flow.next(&b.id)),
+                    end => Err(end),
+                }
+            }
+            Some(Kind::Queue) => {
+                let q = p(param::QUEUE);
+                self.say(format!("    Queue({q}) — the agent sees the channel variables below"));
+                Err(Ending::Queue(q))
+            }
+            Some(Kind::Dial) => Err(Ending::Queue(format!("dial {}", p("number")))),
+            Some(Kind::Hangup) | Some(Kind::End) | Some(Kind::Finally) => Err(Ending::Hangup),
+            Some(Kind::Goto) => Ok(flow.block(&p(param::TARGET))),
+        }
+    }
+
+    fn menu<'f>(&mut self, flow: &'f Flow, b: &Block) -> Result<Option<&'f Block>, Ending> {
+        let retries: usize = b.param(param::RETRIES).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let max_digits: usize = b.param(param::MAX_DIGITS).and_then(|v| v.parse().ok()).unwrap_or(1);
+        let mut last_exit = exit::TIMEOUT;
+        for attempt in 0..=retries {
+            self.play(b.param(param::AUDIO).unwrap_or(""));
+            let input = self.script.dtmf.pop_front().unwrap_or_else(|| "t".into());
+            if input.eq_ignore_ascii_case("hangup") {
+                self.say("    caller hung up".into());
+                return Err(Ending::CallerHungUp);
+            }
+            let digits: String = input.chars().filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#').collect();
+            let digits: String = digits.trim_end_matches('#').chars().take(max_digits).collect();
+            if input == "t" || digits.is_empty() {
+                self.say(format!("    DTMF: (nothing, timeout) attempt {}", attempt + 1));
+                last_exit = exit::TIMEOUT;
+                continue;
+            }
+            self.say(format!("    DTMF: {}", shown("PNR", &digits)));
+            if let Some(v) = b.param(param::VARIABLE) {
+                self.set(v, digits.clone());
+            }
+            if let Some(t) = flow.exit_to(&b.id, &digits) {
+                return Ok(Some(t));
+            }
+            if let Some(t) = flow.exit_to(&b.id, exit::ANY) {
+                return Ok(Some(t));
+            }
+            self.say("    (no exit for this entry: invalid)".into());
+            last_exit = exit::INVALID;
+        }
+        Ok(flow.exit_to(&b.id, last_exit))
+    }
+
+    fn system(&mut self, command: &str) -> Result<String, Ending> {
+        let command = subst(command, &self.vars);
+        let mut parts = command.split_whitespace();
+        let program = parts.next().unwrap_or("");
+        let args: Vec<&str> = parts.collect();
+        if Path::new(program).file_name().and_then(|f| f.to_str()) != Some("bankid-ivr") {
+            self.say(format!("    System {program} … (only bankid-ivr is run in a dry run)"));
+            return Ok(String::new());
+        }
+        let exe = std::env::current_exe().map_err(|e| Ending::Broken(e.to_string()))?;
+        self.say(format!("    System: bankid-ivr {}", args.iter().map(|a| shown("PNR", a)).collect::<Vec<_>>().join(" ")));
+        let out = std::process::Command::new(exe)
+            .args(&args)
+            .output()
+            .map_err(|e| Ending::Broken(format!("System: {e}")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+        self.say(format!("    exit status {}", out.status.code().unwrap_or(-1)));
+        Ok(stdout)
+    }
+
+    fn bankid<'f>(&mut self, flow: &'f Flow, b: &Block) -> Result<Option<&'f Block>, Ending> {
+        let hook = self.hook.ok_or_else(|| Ending::Broken("the bankid request block needs libbankid.so".into()))?;
+        let pnr_var = b.param(param::PNR_VARIABLE).unwrap_or("PNR");
+        let result_var = b.param(param::RESULT_VARIABLE).unwrap_or("__BANKID_RESULT").to_string();
+        let lang = match b.param(param::LANGUAGE).and_then(Language::parse) {
+            Some(Language::En) => 1,
+            _ => 0,
+        };
+        let initiator = match b.param(param::CALL_INITIATOR) {
+            Some(v) if v.eq_ignore_ascii_case("rp") => 2,
+            Some(_) => 1,
+            None => 0,
+        };
+        let timeout = Duration::from_secs(b.param(param::BANKID_TIMEOUT).and_then(|v| v.parse().ok()).unwrap_or(180));
+        let max_invalid: u32 = b.param(param::MAX_INVALID).and_then(|v| v.parse().ok()).unwrap_or(3);
+        let pnr = self.vars.get(pnr_var).cloned().unwrap_or_default();
+        let order = match hook.start(&pnr, initiator) {
+            Ok(o) => o,
+            Err((hook::INVALID_PERSONAL_NUMBER, e)) => {
+                let count = self.vars.get("BANKID_INVALID_COUNT").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) + 1;
+                self.say(format!("    number refused locally, nothing sent to BankID: {e}"));
+                self.set("BANKID_INVALID_COUNT", count.to_string());
+                if count >= max_invalid {
+                    self.set(&result_var, "Identification failed".into());
+                    return Ok(flow.exit_to(&b.id, exit::ERROR));
+                }
+                return Ok(flow.exit_to(&b.id, exit::BAD_NUMBER));
+            }
+            Err((_, e)) => {
+                self.say(format!("    bankid_start failed: {e}"));
+                self.set(&result_var, "Identification failed".into());
+                return Ok(flow.exit_to(&b.id, exit::ERROR));
+            }
+        };
+        if let Some(a) = b.param(param::START_AUDIO) {
+            self.play(a);
+        }
+        let started = Instant::now();
+        let mut last_prompt = String::new();
+        let state = loop {
+            let state = hook.poll(order).map_err(Ending::Broken)?;
+            if state != hook::STATE_PENDING {
+                break state;
+            }
+            let prompt = prompts::for_pending_hint(&hook.hint_code(order));
+            if prompt != last_prompt {
+                self.say(format!("    BankID: {} — {}", hook.hint_code(order), hook.message(order, lang)));
+                self.play(prompt);
+                last_prompt = prompt.to_string();
+            }
+            if self.script.hangup_after.is_some_and(|d| started.elapsed() >= d) {
+                self.say("    caller hung up: releasing the order (cancelled at BankID)".into());
+                hook.release(order);
+                return Err(Ending::CallerHungUp);
+            }
+            if started.elapsed() >= timeout {
+                self.say("    gave up waiting: cancelling at BankID".into());
+                hook.cancel(order);
+                break hook.poll(order).unwrap_or(hook::STATE_FAILED);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let hint = hook.hint_code(order);
+        let text = hook.result_text(order);
+        let outcome = match state {
+            hook::STATE_COMPLETE => "complete".to_string(),
+            hook::STATE_FAILED => format!("failed ({hint})"),
+            _ => format!("error ({hint})"),
+        };
+        self.say(format!("    BankID: {outcome} — {}", hook.message(order, lang)));
+        if hint == "userDeclinedCall" {
+            self.say("    SECURITY: the caller declined the call in the BankID app (possible fraud attempt)".into());
+        }
+        self.set(&result_var, text);
+        hook.release(order);
+        let label = match state {
+            hook::STATE_COMPLETE => exit::SUCCESS,
+            hook::STATE_FAILED => exit::FAILED,
+            _ => exit::ERROR,
+        };
+        Ok(flow.exit_to(&b.id, label))
+    }
+
+    /// Prints the final channel variables.
+    pub fn print_variables(&mut self) {
+        let vars: Vec<(String, String)> = self.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        self.say("final variables:".into());
+        for (k, v) in vars {
+            self.say(format!("  {k} = \"{}\"", shown(&k, &v)));
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `bankid-ivr identify PERSONAL_NUMBER`: for Cally Square's System block. Starts a phone
+//! order, waits, prints the result text on one stdout line; progress and diagnostics go to
+//! stderr. Exit status: 0 identified, 1 failed, 2 usage or configuration error, 3 no usable
+//! answer from BankID.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bankid::messages::Language;
+use bankid::rp::CallInitiator;
+use bankid::{Engine, Personnummer, StartOptions, State};
+
+use crate::backend::Backend;
+
+/// Exit statuses.
+pub const EXIT_OK: i32 = 0;
+/// BankID said failed, or the order was cancelled.
+pub const EXIT_FAILED: i32 = 1;
+/// Bad arguments or configuration.
+pub const EXIT_USAGE: i32 = 2;
+/// No usable answer from BankID (error code, connection, deadline).
+pub const EXIT_ERROR: i32 = 3;
+
+/// Arguments of `identify`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The caller's personal number: 12 digits (YYYYMMDDNNNN) or 10 with - or +.
+    pub personal_number: String,
+    /// Library configuration file (TOML); default: BANKID_* variables, else an embedded simulator.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Who started the call: user (the customer called us) or RP (we called them).
+    #[arg(long)]
+    pub call_initiator: Option<String>,
+    /// Language of the progress messages on stderr: sv or en.
+    #[arg(long, default_value = "sv")]
+    pub lang: String,
+    /// Give up (and cancel at BankID) after this many seconds.
+    #[arg(long, default_value_t = 240)]
+    pub timeout_s: u64,
+}
+
+/// Set by SIGINT/SIGTERM/SIGHUP: the caller hung up or the IVR gave up.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut a), Ok(mut b), Ok(mut c)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                return;
+            };
+            tokio::select! { _ = a.recv() => {}, _ = b.recv() => {}, _ = c.recv() => {} }
+            f.store(true, Ordering::SeqCst);
+        });
+    });
+    flag
+}
+
+/// Runs `identify`; returns the exit status.
+pub fn run(args: Args) -> i32 {
+    let lang = match Language::parse(&args.lang) {
+        Some(l) => l,
+        None => {
+            eprintln!("bankid-ivr identify: --lang must be sv or en");
+            return EXIT_USAGE;
+        }
+    };
+    let initiator = match args.call_initiator.as_deref().map(CallInitiator::parse) {
+        None => None,
+        Some(Some(i)) => Some(i),
+        Some(None) => {
+            eprintln!("bankid-ivr identify: --call-initiator must be user or RP");
+            return EXIT_USAGE;
+        }
+    };
+    let pnr = match Personnummer::parse(&args.personal_number) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("bankid-ivr identify: invalid personal number: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let backend = match Backend::resolve(args.config.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("bankid-ivr identify: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if backend.is_simulated() {
+        eprintln!("bankid-ivr: no BankID configured (BANKID_PRESET/BANKID_URL or --config): using the embedded simulator — no real identities");
+    }
+    let engine = match Engine::new(backend.config.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("bankid-ivr identify: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let interrupted = interrupt_flag();
+    let id = match engine.start(&pnr, StartOptions { call_initiator: initiator, ..Default::default() }) {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("bankid-ivr identify: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    eprintln!("identifying {} …", pnr.masked());
+    let until = Instant::now() + Duration::from_secs(args.timeout_s);
+    let mut last = String::new();
+    let view = loop {
+        let v = match engine.poll(id) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("bankid-ivr identify: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        let label = match v.state {
+            State::Pending => v.hint_code.clone().unwrap_or_else(|| "starting".into()),
+            State::Complete => "complete".into(),
+            State::Failed => format!("failed: {}", v.hint_code.as_deref().or(v.error_code.as_deref()).unwrap_or("-")),
+            State::Error => format!("error: {}", v.error_code.as_deref().unwrap_or("-")),
+        };
+        let line = format!("[{label}] {}", v.message.text(lang));
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        if v.state.is_final() {
+            break v;
+        }
+        if interrupted.load(Ordering::SeqCst) || Instant::now() >= until {
+            eprintln!("stopping: cancelling the order at BankID");
+            let _ = engine.cancel(id);
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = engine.release(id);
+            drop(engine);
+            println!("{}", backend.config.result_failed);
+            return EXIT_FAILED;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = engine.release(id);
+    println!("{}", view.result_text);
+    match view.state {
+        State::Complete => EXIT_OK,
+        State::Failed => EXIT_FAILED,
+        _ => EXIT_ERROR,
+    }
+}
