@@ -21,7 +21,11 @@ pub struct Backend {
 /// Speed of the embedded simulator: `BANKID_SIM_SPEED`, default 0.25 (a phone order takes
 /// about 2 s instead of 8 s, so the prompts can still be followed).
 fn sim_speed() -> f64 {
-    std::env::var("BANKID_SIM_SPEED").ok().and_then(|s| s.parse().ok()).filter(|s: &f64| *s > 0.0).unwrap_or(0.25)
+    std::env::var("BANKID_SIM_SPEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s: &f64| *s > 0.0)
+        .unwrap_or(0.25)
 }
 
 impl Backend {
@@ -30,11 +34,19 @@ impl Backend {
     pub fn resolve(config_file: Option<&Path>) -> Result<Backend, String> {
         if let Some(path) = config_file {
             let config = Config::from_file(path).map_err(|e| e.to_string())?;
-            return Ok(Backend { config, config_file: Some(path.to_path_buf()), sim: None });
+            return Ok(Backend {
+                config,
+                config_file: Some(path.to_path_buf()),
+                sim: None,
+            });
         }
         if Config::env_is_configured() {
             let config = Config::from_env().map_err(|e| e.to_string())?;
-            return Ok(Backend { config, config_file: None, sim: None });
+            return Ok(Backend {
+                config,
+                config_file: None,
+                sim: None,
+            });
         }
         Backend::embedded(sim_speed())
     }
@@ -43,8 +55,12 @@ impl Backend {
     /// scaled to the simulator's speed, never slower than BankID's 2 s).
     pub fn embedded(speed: f64) -> Result<Backend, String> {
         let dir = std::env::temp_dir().join(format!("bankid-ivr-sim-{}", std::process::id()));
-        let sim = Simulator::start(SimConfig { speed, certs_dir: Some(dir.clone()), ..Default::default() })
-            .map_err(|e| format!("embedded simulator: {e}"))?;
+        let sim = Simulator::start(SimConfig {
+            speed,
+            certs_dir: Some(dir.clone()),
+            ..Default::default()
+        })
+        .map_err(|e| format!("embedded simulator: {e}"))?;
         let identity = Identity::Pem {
             cert_file: dir.join("client.pem"),
             key_file: dir.join("client.key"),
@@ -63,7 +79,11 @@ impl Backend {
             ),
         )
         .map_err(|e| format!("{}: {e}", file.display()))?;
-        Ok(Backend { config, config_file: Some(file), sim: Some(sim) })
+        Ok(Backend {
+            config,
+            config_file: Some(file),
+            sim: Some(sim),
+        })
     }
 
     /// Whether this is the embedded simulator.

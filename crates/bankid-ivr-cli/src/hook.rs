@@ -41,7 +41,11 @@ pub struct Hook {
 /// (`target/<profile>/`), then its `deps/`.
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = explicit.filter(|p| !p.as_os_str().is_empty()) {
-        return if p.is_file() { Ok(p.to_path_buf()) } else { Err(format!("library {} does not exist", p.display())) };
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!("library {} does not exist", p.display()))
+        };
     }
     let mut candidates = Vec::new();
     if let Ok(p) = std::env::var("BANKID_LIB") {
@@ -67,7 +71,8 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
 macro_rules! sym {
     ($lib:expr, $name:literal) => {
         // SAFETY: the symbol has this signature in include/bankid.h.
-        *unsafe { $lib.get($name) }.map_err(|e| format!("{}: {e}", String::from_utf8_lossy($name)))?
+        *unsafe { $lib.get($name) }
+            .map_err(|e| format!("{}: {e}", String::from_utf8_lossy($name)))?
     };
 }
 
@@ -75,7 +80,8 @@ impl Hook {
     /// dlopen + dlsym of every function used.
     pub fn load(path: &Path) -> Result<Hook, String> {
         // SAFETY: loading runs the library's initialisers; libbankid.so has none beyond Rust's.
-        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| format!("dlopen {}: {e}", path.display()))?;
+        let lib = unsafe { libloading::Library::new(path) }
+            .map_err(|e| format!("dlopen {}: {e}", path.display()))?;
         Ok(Hook {
             init: sym!(lib, b"bankid_init"),
             start: sym!(lib, b"bankid_start"),
@@ -104,14 +110,20 @@ impl Hook {
         // SAFETY: valid buffer and length.
         unsafe { (self.last_error)(buf.as_mut_ptr(), buf.len(), &mut len) };
         // SAFETY: status_str returns a static C string; last_error NUL-terminated the buffer.
-        let name = unsafe { CStr::from_ptr((self.status_str)(st)) }.to_string_lossy().into_owned();
-        let detail = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned();
+        let name = unsafe { CStr::from_ptr((self.status_str)(st)) }
+            .to_string_lossy()
+            .into_owned();
+        let detail = unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
         format!("{name}: {detail}")
     }
 
     /// `bankid_init(config)`; already initialised counts as success.
     pub fn init(&self, config: Option<&Path>) -> Result<(), String> {
-        let c = config.map(|p| CString::new(p.display().to_string()).map_err(|e| e.to_string())).transpose()?;
+        let c = config
+            .map(|p| CString::new(p.display().to_string()).map_err(|e| e.to_string()))
+            .transpose()?;
         // SAFETY: NULL or a valid C string.
         let st = unsafe { (self.init)(c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())) };
         match st {
@@ -122,11 +134,20 @@ impl Hook {
 
     /// `bankid_start`; the error carries the status.
     pub fn start(&self, pnr: &str, initiator: u32) -> Result<u64, (Status, String)> {
-        let c = CString::new(pnr).map_err(|_| (INVALID_PERSONAL_NUMBER, "NUL in the personal number".to_string()))?;
+        let c = CString::new(pnr).map_err(|_| {
+            (
+                INVALID_PERSONAL_NUMBER,
+                "NUL in the personal number".to_string(),
+            )
+        })?;
         let mut order = 0u64;
         // SAFETY: valid C string and out pointer.
         let st = unsafe { (self.start)(c.as_ptr(), initiator, &mut order) };
-        if st == OK { Ok(order) } else { Err((st, self.error(st))) }
+        if st == OK {
+            Ok(order)
+        } else {
+            Err((st, self.error(st)))
+        }
     }
 
     /// `bankid_poll`.
@@ -134,7 +155,11 @@ impl Hook {
         let mut state = 0u32;
         // SAFETY: valid out pointer.
         let st = unsafe { (self.poll)(order, &mut state) };
-        if st == OK { Ok(state) } else { Err(self.error(st)) }
+        if st == OK {
+            Ok(state)
+        } else {
+            Err(self.error(st))
+        }
     }
 
     fn text(&self, f: impl Fn(*mut c_char, usize, *mut usize) -> Status) -> String {
@@ -146,7 +171,9 @@ impl Hook {
             return String::new();
         }
         // SAFETY: NUL-terminated by the library.
-        unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
     }
 
     /// `bankid_result_text` (empty while pending).

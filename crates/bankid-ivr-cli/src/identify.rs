@@ -47,7 +47,12 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
         rt.block_on(async {
             use tokio::signal::unix::{signal, SignalKind};
             let (Ok(mut a), Ok(mut b), Ok(mut c)) = (
@@ -106,7 +111,13 @@ pub fn run(args: Args) -> i32 {
         }
     };
     let interrupted = interrupt_flag();
-    let id = match engine.start(&pnr, StartOptions { call_initiator: initiator, ..Default::default() }) {
+    let id = match engine.start(
+        &pnr,
+        StartOptions {
+            call_initiator: initiator,
+            ..Default::default()
+        },
+    ) {
         Ok(id) => id,
         Err(e) => {
             eprintln!("bankid-ivr identify: {e}");
@@ -127,7 +138,13 @@ pub fn run(args: Args) -> i32 {
         let label = match v.state {
             State::Pending => v.hint_code.clone().unwrap_or_else(|| "starting".into()),
             State::Complete => "complete".into(),
-            State::Failed => format!("failed: {}", v.hint_code.as_deref().or(v.error_code.as_deref()).unwrap_or("-")),
+            State::Failed => format!(
+                "failed: {}",
+                v.hint_code
+                    .as_deref()
+                    .or(v.error_code.as_deref())
+                    .unwrap_or("-")
+            ),
             State::Error => format!("error: {}", v.error_code.as_deref().unwrap_or("-")),
         };
         let line = format!("[{label}] {}", v.message.text(lang));

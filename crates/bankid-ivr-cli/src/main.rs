@@ -13,7 +13,11 @@ mod prompts;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "bankid-ivr", version, about = "BankID phone identification for IVRs (Cally Square / Asterisk)")]
+#[command(
+    name = "bankid-ivr",
+    version,
+    about = "BankID phone identification for IVRs (Cally Square / Asterisk)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

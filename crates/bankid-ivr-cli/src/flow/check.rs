@@ -22,7 +22,14 @@ impl std::fmt::Display for Problem {
 }
 
 /// Channel variables Asterisk sets before the flow runs.
-const PREDEFINED: &[&str] = &["CALLERID(NUM)", "CALLERID(NAME)", "EXTEN", "UNIQUEID", "CHANNEL", "CONTEXT"];
+const PREDEFINED: &[&str] = &[
+    "CALLERID(NUM)",
+    "CALLERID(NAME)",
+    "EXTEN",
+    "UNIQUEID",
+    "CHANNEL",
+    "CONTEXT",
+];
 
 fn norm(var: &str) -> String {
     var.trim_start_matches('_').to_ascii_uppercase()
@@ -41,7 +48,12 @@ fn defs(b: &Block) -> Vec<String> {
 
 /// Variables a block reads.
 fn uses(b: &Block) -> Vec<String> {
-    let mut out: Vec<String> = b.params.values().flat_map(|v| referenced_vars(v)).map(|v| norm(&v)).collect();
+    let mut out: Vec<String> = b
+        .params
+        .values()
+        .flat_map(|v| referenced_vars(v))
+        .map(|v| norm(&v))
+        .collect();
     if b.kind == Some(Kind::BankIdRequest) {
         out.extend(b.param(param::PNR_VARIABLE).map(norm));
     }
@@ -57,11 +69,20 @@ pub fn check(flow: &Flow) -> Vec<Problem> {
     let mut p = Vec::new();
     let mut add = |place: String, message: String| p.push(Problem { place, message });
 
-    let starts: Vec<&Block> = flow.blocks.iter().filter(|b| b.kind == Some(Kind::Start)).collect();
+    let starts: Vec<&Block> = flow
+        .blocks
+        .iter()
+        .filter(|b| b.kind == Some(Kind::Start))
+        .collect();
     match starts.len() {
         0 => add("project".into(), "has no Start block".into()),
         1 => {}
-        _ => starts[1..].iter().for_each(|b| add(b.describe(), "is a second Start block (a project has exactly one)".into())),
+        _ => starts[1..].iter().for_each(|b| {
+            add(
+                b.describe(),
+                "is a second Start block (a project has exactly one)".into(),
+            )
+        }),
     }
     let mut seen = HashSet::new();
     for b in &flow.blocks {
@@ -78,11 +99,20 @@ pub fn check(flow: &Flow) -> Vec<Problem> {
         let place = format!("arrow {}", if e.id.is_empty() { "(no id)" } else { &e.id });
         match e.source.as_deref() {
             None => add(place.clone(), "has no source".into()),
-            Some(s) if flow.block(s).is_none() => add(place.clone(), format!("starts at block {s}, which does not exist")),
+            Some(s) if flow.block(s).is_none() => add(
+                place.clone(),
+                format!("starts at block {s}, which does not exist"),
+            ),
             _ => {}
         }
-        match (e.target.as_deref(), e.source.as_deref().and_then(|s| flow.block(s))) {
-            (None, Some(src)) => add(src.describe(), format!("arrow {} points nowhere (no target)", e.id)),
+        match (
+            e.target.as_deref(),
+            e.source.as_deref().and_then(|s| flow.block(s)),
+        ) {
+            (None, Some(src)) => add(
+                src.describe(),
+                format!("arrow {} points nowhere (no target)", e.id),
+            ),
             (None, None) => add(place, "has no target".into()),
             (Some(t), src) if flow.block(t).is_none() => add(
                 src.map(Block::describe).unwrap_or(place),
@@ -93,28 +123,51 @@ pub fn check(flow: &Flow) -> Vec<Problem> {
     }
     for b in &flow.blocks {
         let Some(kind) = b.kind else { continue };
-        let incoming = flow.edges.iter().any(|e| e.target.as_deref() == Some(b.id.as_str()));
-        let outgoing: Vec<String> = flow.exits(&b.id).map(|e| e.label.to_ascii_lowercase()).collect();
+        let incoming = flow
+            .edges
+            .iter()
+            .any(|e| e.target.as_deref() == Some(b.id.as_str()));
+        let outgoing: Vec<String> = flow
+            .exits(&b.id)
+            .map(|e| e.label.to_ascii_lowercase())
+            .collect();
         if !is_entry(kind) && !incoming {
-            add(b.describe(), "has no incoming arrow, so it can never run".into());
+            add(
+                b.describe(),
+                "has no incoming arrow, so it can never run".into(),
+            );
         }
         if !is_terminal(kind) && outgoing.is_empty() {
             add(b.describe(), "has no outgoing arrow".into());
         }
-        let need = |name: &str| b.param(name).is_none().then(|| format!("needs the parameter {name}"));
+        let need = |name: &str| {
+            b.param(name)
+                .is_none()
+                .then(|| format!("needs the parameter {name}"))
+        };
         let mut missing: Vec<String> = Vec::new();
         match kind {
             Kind::Playback => missing.extend(need(param::AUDIO)),
             Kind::Set => missing.extend(need(param::VARIABLE)),
-            Kind::Math => missing.extend([need(param::OPERATION), need(param::RESULT)].into_iter().flatten()),
-            Kind::System => missing.extend([need(param::COMMAND), need(param::VARIABLE)].into_iter().flatten()),
+            Kind::Math => missing.extend(
+                [need(param::OPERATION), need(param::RESULT)]
+                    .into_iter()
+                    .flatten(),
+            ),
+            Kind::System => missing.extend(
+                [need(param::COMMAND), need(param::VARIABLE)]
+                    .into_iter()
+                    .flatten(),
+            ),
             Kind::Agi => missing.extend(need(param::COMMAND)),
             Kind::SubProject => missing.extend(need(param::PROJECT)),
             Kind::Queue => missing.extend(need(param::QUEUE)),
             Kind::CustomApp => missing.extend(need(param::APPLICATION)),
             Kind::Goto => match b.param(param::TARGET) {
                 None => missing.push(format!("needs the parameter {}", param::TARGET)),
-                Some(t) if flow.block(t).is_none() => missing.push(format!("jumps to block {t}, which does not exist")),
+                Some(t) if flow.block(t).is_none() => {
+                    missing.push(format!("jumps to block {t}, which does not exist"))
+                }
                 _ => {}
             },
             Kind::Menu => {
@@ -127,7 +180,10 @@ pub fn check(flow: &Flow) -> Vec<Problem> {
                     }
                 }
                 if !outgoing.iter().any(|l| l == exit::TIMEOUT) {
-                    missing.push("has no 't' (timeout) exit: a caller who enters nothing would be stuck".into());
+                    missing.push(
+                        "has no 't' (timeout) exit: a caller who enters nothing would be stuck"
+                            .into(),
+                    );
                 }
                 if !outgoing.iter().any(|l| l == exit::INVALID) {
                     missing.push("has no 'i' (invalid entry) exit".into());
@@ -137,7 +193,11 @@ pub fn check(flow: &Flow) -> Vec<Problem> {
                 }
             }
             Kind::BankIdRequest => {
-                missing.extend([need(param::PNR_VARIABLE), need(param::RESULT_VARIABLE)].into_iter().flatten());
+                missing.extend(
+                    [need(param::PNR_VARIABLE), need(param::RESULT_VARIABLE)]
+                        .into_iter()
+                        .flatten(),
+                );
                 if let Some(v) = b.param(param::CALL_INITIATOR) {
                     if !v.eq_ignore_ascii_case("user") && !v.eq_ignore_ascii_case("rp") {
                         missing.push(format!("callInitiator must be user or RP, not {v:?}"));
@@ -151,12 +211,17 @@ pub fn check(flow: &Flow) -> Vec<Problem> {
                 for n in [param::BANKID_TIMEOUT, param::MAX_INVALID] {
                     if let Some(v) = b.param(n) {
                         if !is_number(v) {
-                            missing.push(format!("{n} must be a whole number of seconds, not {v:?}"));
+                            missing
+                                .push(format!("{n} must be a whole number of seconds, not {v:?}"));
                         }
                     }
                 }
                 if let Some(v) = b.param(param::RESULT_VARIABLE) {
-                    if !v.trim_start_matches('_').chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    if !v
+                        .trim_start_matches('_')
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
                         missing.push(format!("resultVariable {v:?} is not a variable name"));
                     }
                 }
@@ -166,7 +231,9 @@ pub fn check(flow: &Flow) -> Vec<Problem> {
                     }
                 }
                 for l in &outgoing {
-                    if ![exit::SUCCESS, exit::FAILED, exit::ERROR, exit::BAD_NUMBER].contains(&l.as_str()) {
+                    if ![exit::SUCCESS, exit::FAILED, exit::ERROR, exit::BAD_NUMBER]
+                        .contains(&l.as_str())
+                    {
                         missing.push(format!("has an exit labelled {l:?}; its exits are success, failed, error and invalid"));
                     }
                 }
@@ -183,11 +250,19 @@ pub fn check(flow: &Flow) -> Vec<Problem> {
 
 /// Must-be-set analysis: a variable read by a block must be set on every path from Start.
 fn check_variables(flow: &Flow) -> Vec<Problem> {
-    let Some(start) = flow.blocks.iter().find(|b| b.kind == Some(Kind::Start)) else { return vec![] };
-    let all: BTreeSet<String> = flow.blocks.iter().flat_map(defs).chain(PREDEFINED.iter().map(|s| norm(s))).collect();
+    let Some(start) = flow.blocks.iter().find(|b| b.kind == Some(Kind::Start)) else {
+        return vec![];
+    };
+    let all: BTreeSet<String> = flow
+        .blocks
+        .iter()
+        .flat_map(defs)
+        .chain(PREDEFINED.iter().map(|s| norm(s)))
+        .collect();
     let predefined: BTreeSet<String> = PREDEFINED.iter().map(|s| norm(s)).collect();
     let ids: Vec<&str> = flow.blocks.iter().map(|b| b.id.as_str()).collect();
-    let mut entry: HashMap<&str, BTreeSet<String>> = ids.iter().map(|id| (*id, all.clone())).collect();
+    let mut entry: HashMap<&str, BTreeSet<String>> =
+        ids.iter().map(|id| (*id, all.clone())).collect();
     entry.insert(start.id.as_str(), predefined.clone());
     let preds = |id: &str| -> Vec<&str> {
         flow.edges
@@ -222,7 +297,11 @@ fn check_variables(flow: &Flow) -> Vec<Problem> {
         }
     }
     let mut problems = Vec::new();
-    for b in flow.blocks.iter().filter(|b| reachable.contains(b.id.as_str())) {
+    for b in flow
+        .blocks
+        .iter()
+        .filter(|b| reachable.contains(b.id.as_str()))
+    {
         let mut own = entry[b.id.as_str()].clone();
         if b.kind == Some(Kind::Set) || b.kind == Some(Kind::Math) {
             // A block may not read what it sets itself, except a Menu (which sets first).
@@ -260,7 +339,11 @@ fn reachable_from<'a>(flow: &'a Flow, start: &'a str) -> HashSet<&'a str> {
                 }
             }
         }
-        if let Some(t) = flow.block(id).filter(|b| b.kind == Some(format::Kind::Goto)).and_then(|b| b.param(param::TARGET)) {
+        if let Some(t) = flow
+            .block(id)
+            .filter(|b| b.kind == Some(format::Kind::Goto))
+            .and_then(|b| b.param(param::TARGET))
+        {
             if flow.block(t).is_some() {
                 stack.push(t);
             }

@@ -92,7 +92,10 @@ pub fn kind_of(element: &str) -> Option<Kind> {
 
 /// Blocks that need no outgoing arrow.
 pub fn is_terminal(k: Kind) -> bool {
-    matches!(k, Kind::Hangup | Kind::End | Kind::Queue | Kind::Dial | Kind::Goto)
+    matches!(
+        k,
+        Kind::Hangup | Kind::End | Kind::Queue | Kind::Dial | Kind::Goto
+    )
 }
 
 /// Blocks that need no incoming arrow.

@@ -22,7 +22,10 @@ pub fn check_files(files: &[PathBuf]) -> i32 {
             Err(e) => vec![format!("cannot read: {e}")],
             Ok(text) => match model::Flow::parse(&text) {
                 Err(e) => vec![e],
-                Ok(flow) => check::check(&flow).iter().map(ToString::to_string).collect(),
+                Ok(flow) => check::check(&flow)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
             },
         };
         if problems.is_empty() {
@@ -82,7 +85,9 @@ pub fn run_file(args: RunArgs) -> i32 {
         .iter()
         .find_map(|b| b.param(format::param::LIBRARY))
         .map(PathBuf::from);
-    let lib = match hook::locate(args.lib.as_deref().or(from_block.as_deref())).and_then(|p| Hook::load(&p)) {
+    let lib = match hook::locate(args.lib.as_deref().or(from_block.as_deref()))
+        .and_then(|p| Hook::load(&p))
+    {
         Ok(h) => h,
         Err(e) => {
             eprintln!("bankid-ivr flow run: {e}");
@@ -104,7 +109,11 @@ pub fn run_file(args: RunArgs) -> i32 {
         return 2;
     }
     println!("libbankid: {}", lib.path().display());
-    let dir = args.file.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let dir = args
+        .file
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     let script = run::Script {
         dtmf: args.dtmf.into_iter().collect::<VecDeque<_>>(),
         hangup_after: args.hangup_after_ms.map(Duration::from_millis),

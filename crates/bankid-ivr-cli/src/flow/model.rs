@@ -22,7 +22,10 @@ pub struct Block {
 impl Block {
     /// A parameter (name matched case-insensitively).
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.get(&name.to_ascii_lowercase()).map(String::as_str).filter(|v| !v.is_empty())
+        self.params
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// `id "label"` for messages.
@@ -57,7 +60,8 @@ impl Flow {
     /// Parses an export. Only malformed XML or a missing `mxGraphModel`/`root` is an error
     /// here; everything else is for the checker to report.
     pub fn parse(xml: &str) -> Result<Flow, String> {
-        let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not well-formed XML: {e}"))?;
+        let doc =
+            roxmltree::Document::parse(xml).map_err(|e| format!("not well-formed XML: {e}"))?;
         let model = doc.root_element();
         if !model.tag_name().name().eq_ignore_ascii_case(format::MODEL) {
             return Err(format!(
@@ -74,7 +78,9 @@ impl Flow {
         for node in root.children().filter(|n| n.is_element()) {
             let name = node.tag_name().name();
             let attr = |a: &str| {
-                node.attributes().find(|x| x.name().eq_ignore_ascii_case(a)).map(|x| x.value().to_string())
+                node.attributes()
+                    .find(|x| x.name().eq_ignore_ascii_case(a))
+                    .map(|x| x.value().to_string())
             };
             if name.eq_ignore_ascii_case(format::CELL) {
                 if attr(format::EDGE).as_deref() == Some("1") {
@@ -90,7 +96,10 @@ impl Flow {
             }
             let params = node
                 .attributes()
-                .filter(|a| !a.name().eq_ignore_ascii_case(format::ID) && !a.name().eq_ignore_ascii_case(format::LABEL))
+                .filter(|a| {
+                    !a.name().eq_ignore_ascii_case(format::ID)
+                        && !a.name().eq_ignore_ascii_case(format::LABEL)
+                })
                 .map(|a| (a.name().to_ascii_lowercase(), a.value().to_string()))
                 .collect();
             flow.blocks.push(Block {
@@ -111,13 +120,17 @@ impl Flow {
 
     /// Arrows leaving a block.
     pub fn exits<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Edge> + 'a {
-        self.edges.iter().filter(move |e| e.source.as_deref() == Some(id))
+        self.edges
+            .iter()
+            .filter(move |e| e.source.as_deref() == Some(id))
     }
 
     /// The target of the exit labelled `label` (case-insensitive), or of the only unlabelled
     /// exit when `label` is empty.
     pub fn exit_to(&self, id: &str, label: &str) -> Option<&Block> {
-        let edge = self.exits(id).find(|e| e.label.eq_ignore_ascii_case(label))?;
+        let edge = self
+            .exits(id)
+            .find(|e| e.label.eq_ignore_ascii_case(label))?;
         self.block(edge.target.as_deref()?)
     }
 
@@ -136,7 +149,11 @@ pub fn referenced_vars(text: &str) -> Vec<String> {
         let after = &rest[start + 1..];
         let Some(end) = after.find('}') else { break };
         let name = &after[..end];
-        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '(' || c == ')') {
+        if !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '(' || c == ')')
+        {
             out.push(name.to_string());
         }
         rest = &after[end + 1..];

@@ -66,7 +66,12 @@ fn subst(text: &str, vars: &BTreeMap<String, String>) -> String {
 fn shown(name: &str, value: &str) -> String {
     let digits = value.chars().filter(char::is_ascii_digit).count();
     let _ = name;
-    if digits >= 10 && value.len() <= 13 && value.chars().all(|c| c.is_ascii_digit() || c == '-' || c == '+') {
+    if digits >= 10
+        && value.len() <= 13
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '-' || c == '+')
+    {
         bankid::personnummer::mask_str(value)
     } else {
         value.to_string()
@@ -78,7 +83,14 @@ impl<'a, W: Write> Runner<'a, W> {
     pub fn new(dir: &Path, script: Script, hook: Option<&'a Hook>, out: W) -> Self {
         let mut vars = BTreeMap::new();
         vars.insert("CALLERID(num)".to_string(), "46700000000".to_string());
-        Runner { dir: dir.to_path_buf(), script, hook, vars, out, steps: 0 }
+        Runner {
+            dir: dir.to_path_buf(),
+            script,
+            hook,
+            vars,
+            out,
+            steps: 0,
+        }
     }
 
     fn say(&mut self, line: String) {
@@ -87,7 +99,8 @@ impl<'a, W: Write> Runner<'a, W> {
 
     fn play(&mut self, audio: &str) {
         let audio = subst(audio, &self.vars);
-        let text = prompts::text(&audio, self.script.lang).unwrap_or("(no text known for this file)");
+        let text =
+            prompts::text(&audio, self.script.lang).unwrap_or("(no text known for this file)");
         self.say(format!("    ♪ {audio}: \"{text}\""));
     }
 
@@ -105,13 +118,17 @@ impl<'a, W: Write> Runner<'a, W> {
         loop {
             self.steps += 1;
             if self.steps > MAX_STEPS {
-                return Ending::Broken(format!("more than {MAX_STEPS} blocks run: a loop without end?"));
+                return Ending::Broken(format!(
+                    "more than {MAX_STEPS} blocks run: a loop without end?"
+                ));
             }
             self.say(format!("→ {}", current.describe()));
             let next: Result<Option<&Block>, Ending> = self.step(flow, &current);
             match next {
                 Ok(Some(b)) => current = b.clone(),
-                Ok(None) => return Ending::Broken(format!("{} has no exit to follow", current.describe())),
+                Ok(None) => {
+                    return Ending::Broken(format!("{} has no exit to follow", current.describe()))
+                }
                 Err(end) => return end,
             }
         }
@@ -120,7 +137,10 @@ impl<'a, W: Write> Runner<'a, W> {
     fn step<'f>(&mut self, flow: &'f Flow, b: &Block) -> Result<Option<&'f Block>, Ending> {
         let p = |n: &str| b.param(n).unwrap_or("").to_string();
         match b.kind {
-            None => Err(Ending::Broken(format!("{}: unknown block type", b.describe()))),
+            None => Err(Ending::Broken(format!(
+                "{}: unknown block type",
+                b.describe()
+            ))),
             Some(Kind::Start) => {
                 if !p(param::ANSWER).eq_ignore_ascii_case("no") {
                     self.say("    (call answered)".into());
@@ -153,15 +173,21 @@ impl<'a, W: Write> Runner<'a, W> {
                 Ok(flow.next(&b.id))
             }
             Some(Kind::Agi) => {
-                self.say(format!("    AGI {} {} (not connected in a dry run; see `bankid-ivr fastagi`)", p(param::COMMAND), p(param::ARGUMENTS)));
+                self.say(format!(
+                    "    AGI {} {} (not connected in a dry run; see `bankid-ivr fastagi`)",
+                    p(param::COMMAND),
+                    p(param::ARGUMENTS)
+                ));
                 Ok(flow.next(&b.id))
             }
             Some(Kind::SubProject) => {
                 let name = p(param::PROJECT);
                 let path = self.dir.join(format!("{name}.xml"));
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| Ending::Broken(format!("SubProject {name}: {}: {e}", path.display())))?;
-                let sub = Flow::parse(&text).map_err(|e| Ending::Broken(format!("SubProject {name}: {e}")))?;
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    Ending::Broken(format!("SubProject {name}: {}: {e}", path.display()))
+                })?;
+                let sub = Flow::parse(&text)
+                    .map_err(|e| Ending::Broken(format!("SubProject {name}: {e}")))?;
                 self.say(format!("    entering project {name}"));
                 match self.run(&sub) {
                     Ending::Broken(e) if e.contains("has no exit") => Ok(flow.next(&b.id)),
@@ -170,7 +196,9 @@ impl<'a, W: Write> Runner<'a, W> {
             }
             Some(Kind::Queue) => {
                 let q = p(param::QUEUE);
-                self.say(format!("    Queue({q}) — the agent sees the channel variables below"));
+                self.say(format!(
+                    "    Queue({q}) — the agent sees the channel variables below"
+                ));
                 Err(Ending::Queue(q))
             }
             Some(Kind::Dial) => Err(Ending::Queue(format!("dial {}", p("number")))),
@@ -180,8 +208,14 @@ impl<'a, W: Write> Runner<'a, W> {
     }
 
     fn menu<'f>(&mut self, flow: &'f Flow, b: &Block) -> Result<Option<&'f Block>, Ending> {
-        let retries: usize = b.param(param::RETRIES).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let max_digits: usize = b.param(param::MAX_DIGITS).and_then(|v| v.parse().ok()).unwrap_or(1);
+        let retries: usize = b
+            .param(param::RETRIES)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let max_digits: usize = b
+            .param(param::MAX_DIGITS)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
         let mut last_exit = exit::TIMEOUT;
         for attempt in 0..=retries {
             self.play(b.param(param::AUDIO).unwrap_or(""));
@@ -190,10 +224,20 @@ impl<'a, W: Write> Runner<'a, W> {
                 self.say("    caller hung up".into());
                 return Err(Ending::CallerHungUp);
             }
-            let digits: String = input.chars().filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#').collect();
-            let digits: String = digits.trim_end_matches('#').chars().take(max_digits).collect();
+            let digits: String = input
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#')
+                .collect();
+            let digits: String = digits
+                .trim_end_matches('#')
+                .chars()
+                .take(max_digits)
+                .collect();
             if input == "t" || digits.is_empty() {
-                self.say(format!("    DTMF: (nothing, timeout) attempt {}", attempt + 1));
+                self.say(format!(
+                    "    DTMF: (nothing, timeout) attempt {}",
+                    attempt + 1
+                ));
                 last_exit = exit::TIMEOUT;
                 continue;
             }
@@ -219,24 +263,40 @@ impl<'a, W: Write> Runner<'a, W> {
         let program = parts.next().unwrap_or("");
         let args: Vec<&str> = parts.collect();
         if Path::new(program).file_name().and_then(|f| f.to_str()) != Some("bankid-ivr") {
-            self.say(format!("    System {program} … (only bankid-ivr is run in a dry run)"));
+            self.say(format!(
+                "    System {program} … (only bankid-ivr is run in a dry run)"
+            ));
             return Ok(String::new());
         }
         let exe = std::env::current_exe().map_err(|e| Ending::Broken(e.to_string()))?;
-        self.say(format!("    System: bankid-ivr {}", args.iter().map(|a| shown("PNR", a)).collect::<Vec<_>>().join(" ")));
+        self.say(format!(
+            "    System: bankid-ivr {}",
+            args.iter()
+                .map(|a| shown("PNR", a))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
         let out = std::process::Command::new(exe)
             .args(&args)
             .output()
             .map_err(|e| Ending::Broken(format!("System: {e}")))?;
         let stdout = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
-        self.say(format!("    exit status {}", out.status.code().unwrap_or(-1)));
+        self.say(format!(
+            "    exit status {}",
+            out.status.code().unwrap_or(-1)
+        ));
         Ok(stdout)
     }
 
     fn bankid<'f>(&mut self, flow: &'f Flow, b: &Block) -> Result<Option<&'f Block>, Ending> {
-        let hook = self.hook.ok_or_else(|| Ending::Broken("the bankid request block needs libbankid.so".into()))?;
+        let hook = self
+            .hook
+            .ok_or_else(|| Ending::Broken("the bankid request block needs libbankid.so".into()))?;
         let pnr_var = b.param(param::PNR_VARIABLE).unwrap_or("PNR");
-        let result_var = b.param(param::RESULT_VARIABLE).unwrap_or("__BANKID_RESULT").to_string();
+        let result_var = b
+            .param(param::RESULT_VARIABLE)
+            .unwrap_or("__BANKID_RESULT")
+            .to_string();
         let lang = match b.param(param::LANGUAGE).and_then(Language::parse) {
             Some(Language::En) => 1,
             _ => 0,
@@ -246,14 +306,28 @@ impl<'a, W: Write> Runner<'a, W> {
             Some(_) => 1,
             None => 0,
         };
-        let timeout = Duration::from_secs(b.param(param::BANKID_TIMEOUT).and_then(|v| v.parse().ok()).unwrap_or(180));
-        let max_invalid: u32 = b.param(param::MAX_INVALID).and_then(|v| v.parse().ok()).unwrap_or(3);
+        let timeout = Duration::from_secs(
+            b.param(param::BANKID_TIMEOUT)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(180),
+        );
+        let max_invalid: u32 = b
+            .param(param::MAX_INVALID)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3);
         let pnr = self.vars.get(pnr_var).cloned().unwrap_or_default();
         let order = match hook.start(&pnr, initiator) {
             Ok(o) => o,
             Err((hook::INVALID_PERSONAL_NUMBER, e)) => {
-                let count = self.vars.get("BANKID_INVALID_COUNT").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) + 1;
-                self.say(format!("    number refused locally, nothing sent to BankID: {e}"));
+                let count = self
+                    .vars
+                    .get("BANKID_INVALID_COUNT")
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .unwrap_or(0)
+                    + 1;
+                self.say(format!(
+                    "    number refused locally, nothing sent to BankID: {e}"
+                ));
                 self.set("BANKID_INVALID_COUNT", count.to_string());
                 if count >= max_invalid {
                     self.set(&result_var, "Identification failed".into());
@@ -279,11 +353,19 @@ impl<'a, W: Write> Runner<'a, W> {
             }
             let prompt = prompts::for_pending_hint(&hook.hint_code(order));
             if prompt != last_prompt {
-                self.say(format!("    BankID: {} — {}", hook.hint_code(order), hook.message(order, lang)));
+                self.say(format!(
+                    "    BankID: {} — {}",
+                    hook.hint_code(order),
+                    hook.message(order, lang)
+                ));
                 self.play(prompt);
                 last_prompt = prompt.to_string();
             }
-            if self.script.hangup_after.is_some_and(|d| started.elapsed() >= d) {
+            if self
+                .script
+                .hangup_after
+                .is_some_and(|d| started.elapsed() >= d)
+            {
                 self.say("    caller hung up: releasing the order (cancelled at BankID)".into());
                 hook.release(order);
                 return Err(Ending::CallerHungUp);
@@ -302,7 +384,10 @@ impl<'a, W: Write> Runner<'a, W> {
             hook::STATE_FAILED => format!("failed ({hint})"),
             _ => format!("error ({hint})"),
         };
-        self.say(format!("    BankID: {outcome} — {}", hook.message(order, lang)));
+        self.say(format!(
+            "    BankID: {outcome} — {}",
+            hook.message(order, lang)
+        ));
         if hint == "userDeclinedCall" {
             self.say("    SECURITY: the caller declined the call in the BankID app (possible fraud attempt)".into());
         }
@@ -318,7 +403,11 @@ impl<'a, W: Write> Runner<'a, W> {
 
     /// Prints the final channel variables.
     pub fn print_variables(&mut self) {
-        let vars: Vec<(String, String)> = self.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let vars: Vec<(String, String)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         self.say("final variables:".into());
         for (k, v) in vars {
             self.say(format!("  {k} = \"{}\"", shown(&k, &v)));
