@@ -5,6 +5,7 @@
 //! - `bankid-ivr fastagi --listen ADDR`: the identification flow over FastAGI.
 
 mod backend;
+mod fastagi;
 mod flow;
 mod hook;
 mod identify;
@@ -30,6 +31,8 @@ enum Command {
     /// Cally Square project exports: check or dry-run them.
     #[command(subcommand)]
     Flow(FlowCommand),
+    /// Serve the identification flow over FastAGI (Cally Square's AGI block).
+    Fastagi(fastagi::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,6 +56,7 @@ fn main() {
         Command::Identify(args) => identify::run(args),
         Command::Flow(FlowCommand::Check { files }) => flow::check_files(&files),
         Command::Flow(FlowCommand::Run(args)) => flow::run_file(args),
+        Command::Fastagi(args) => fastagi::run(args),
     };
     std::process::exit(code);
 }
