@@ -6,7 +6,7 @@
 //! the high 32 bits the slot's generation, so 0 is never valid and a released id is stale forever
 //! (until the generation counter wraps after 2³² reuses of one slot).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -130,6 +130,8 @@ struct Cell {
     pnr: Personnummer,
     progress: Mutex<Progress>,
     cancelled: AtomicBool,
+    /// Counted in `Inner::cancels_in_flight` until its task has told BankID.
+    cancel_counted: AtomicBool,
     wake: Notify,
 }
 
@@ -207,7 +209,9 @@ struct Inner {
     client: RpClient,
     config: Config,
     slab: Mutex<Slab>,
-    shutting_down: AtomicBool,
+    /// Orders cancelled or released while pending whose task has not yet told BankID; shutdown
+    /// waits for them so a hang-up right before exit still cancels at BankID.
+    cancels_in_flight: AtomicUsize,
 }
 
 /// The order engine. Cheap to share behind an `Arc`; every method takes `&self` and is
@@ -251,7 +255,7 @@ impl Engine {
             client,
             config,
             slab: Mutex::new(Slab::default()),
-            shutting_down: AtomicBool::new(false),
+            cancels_in_flight: AtomicUsize::new(0),
         });
         let weak = Arc::downgrade(&inner);
         runtime.spawn(async move {
@@ -303,6 +307,7 @@ impl Engine {
                 finished: None,
             }),
             cancelled: AtomicBool::new(false),
+            cancel_counted: AtomicBool::new(false),
             wake: Notify::new(),
         });
         let id = {
@@ -396,7 +401,7 @@ impl Engine {
     /// background. A final order is left as it is.
     pub fn cancel(&self, id: OrderId) -> Result<(), Error> {
         let cell = self.cell(id)?;
-        cancel_cell(&cell);
+        cancel_cell(&self.inner, &cell, local::CANCELLED);
         Ok(())
     }
 
@@ -405,7 +410,7 @@ impl Engine {
         let cell = lock(&self.inner.slab)
             .remove(id)
             .ok_or(Error::StaleHandle)?;
-        cancel_cell(&cell);
+        cancel_cell(&self.inner, &cell, local::CANCELLED);
         Ok(())
     }
 
@@ -433,12 +438,35 @@ impl Engine {
     }
 }
 
-fn cancel_cell(cell: &Cell) {
-    if cell.finish(State::Failed, None, Some(local::CANCELLED.into())) {
-        log::info!("order for {} cancelled by the host", cell.pnr.masked());
+/// Ends a pending order here at once; its task then cancels it at BankID.
+fn cancel_cell(inner: &Inner, cell: &Cell, why: &str) {
+    let state = if why == local::CANCELLED {
+        State::Failed
+    } else {
+        State::Error
+    };
+    if cell.finish(state, None, Some(why.into())) {
+        log::info!(
+            "order for {} stopped ({why}); cancelling it at BankID",
+            cell.pnr.masked()
+        );
+        if !cell.cancel_counted.swap(true, Ordering::SeqCst) {
+            inner.cancels_in_flight.fetch_add(1, Ordering::SeqCst);
+        }
     }
     cell.cancelled.store(true, Ordering::SeqCst);
     cell.wake.notify_one();
+}
+
+/// Uncounts a cancelled order when its task ends, whichever way it ends.
+struct TaskDone<'a>(&'a Inner, &'a Cell);
+
+impl Drop for TaskDone<'_> {
+    fn drop(&mut self) {
+        if self.1.cancel_counted.swap(false, Ordering::SeqCst) {
+            self.0.cancels_in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl Inner {
@@ -464,40 +492,20 @@ impl Inner {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.inner.shutting_down.store(true, Ordering::SeqCst);
         let cells: Vec<Arc<Cell>> = {
             let slab = lock(&self.inner.slab);
             slab.slots.iter().filter_map(|s| s.cell.clone()).collect()
         };
-        let pending: Vec<Arc<Cell>> = cells
-            .into_iter()
-            .filter(|c| !lock(&c.progress).state.is_final())
-            .collect();
+        for cell in &cells {
+            cancel_cell(&self.inner, cell, local::SHUTDOWN);
+        }
         if let Some(rt) = self.runtime.take() {
-            if !pending.is_empty() {
-                // Cancel what is still running at BankID (a forgotten order blocks that person
-                // for minutes), waiting at most 2 s in all.
-                let (tx, rx) = std::sync::mpsc::channel::<()>();
-                for cell in &pending {
-                    let order_ref = lock(&cell.progress).order_ref.clone();
-                    cell.finish(State::Error, None, Some(local::SHUTDOWN.into()));
-                    cell.cancelled.store(true, Ordering::SeqCst);
-                    cell.wake.notify_one();
-                    if let Some(r) = order_ref {
-                        let client = self.inner.client.clone();
-                        let tx = tx.clone();
-                        rt.spawn(async move {
-                            let _ = client.cancel(&r).await;
-                            let _ = tx.send(());
-                        });
-                    }
-                }
-                drop(tx);
-                let until = Instant::now() + Duration::from_secs(2);
-                while rx
-                    .recv_timeout(until.saturating_duration_since(Instant::now()))
-                    .is_ok()
-                {}
+            // Let every task tell BankID about its cancelled order (a forgotten order blocks that
+            // person for minutes), waiting at most 2 s in all.
+            let until = Instant::now() + Duration::from_secs(2);
+            while self.inner.cancels_in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < until
+            {
+                std::thread::sleep(Duration::from_millis(5));
             }
             rt.shutdown_background();
         }
@@ -529,6 +537,7 @@ fn describe(e: &RpError) -> String {
 }
 
 async fn run(inner: Arc<Inner>, cell: Arc<Cell>, request: PhoneAuthRequest) {
+    let _done = TaskDone(&inner, &cell);
     let cfg = &inner.config;
     let deadline = Instant::now() + cfg.order_timeout;
     let who = cell.pnr.masked();
@@ -578,11 +587,9 @@ async fn run(inner: Arc<Inner>, cell: Arc<Cell>, request: PhoneAuthRequest) {
             sleep_or_cancel(&cell, delay).await;
         }
         if is_cancelled() {
-            if !inner.shutting_down.load(Ordering::SeqCst) {
-                match inner.client.cancel(&order_ref).await {
-                    Ok(()) => log::info!("order {order_ref} cancelled at BankID"),
-                    Err(e) => log::warn!("cancel of {order_ref}: {}", describe(&e)),
-                }
+            match inner.client.cancel(&order_ref).await {
+                Ok(()) => log::info!("order {order_ref} cancelled at BankID"),
+                Err(e) => log::warn!("cancel of {order_ref}: {}", describe(&e)),
             }
             return;
         }
@@ -670,6 +677,7 @@ mod tests {
                     finished: None,
                 }),
                 cancelled: AtomicBool::new(false),
+                cancel_counted: AtomicBool::new(false),
                 wake: Notify::new(),
             })
         };

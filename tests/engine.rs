@@ -448,3 +448,29 @@ fn many_orders_share_few_connections() {
     );
     assert!(s.requests >= 9);
 }
+
+#[test]
+fn shutting_down_right_after_a_release_still_cancels_at_bankid() {
+    let env = common::sim("shutdown");
+    env.sim.set_scenario("198503121116", slow(30));
+    env.sim.set_scenario("196801642395", slow(30));
+    let engine = Engine::new(env.config()).unwrap();
+    let released = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let pending = engine
+        .start(&pnr("196801642395"), StartOptions::default())
+        .unwrap();
+    let t = Instant::now();
+    while (engine.poll(released).unwrap().order_ref.is_none()
+        || engine.poll(pending).unwrap().order_ref.is_none())
+        && t.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    engine.release(released).unwrap();
+    drop(engine); // the host unloads at once: a caller hung up, another is still pending
+    let orders = env.sim.orders();
+    assert_eq!(orders.len(), 2);
+    assert!(orders.iter().all(|o| o.cancelled_by_rp), "{orders:?}");
+}

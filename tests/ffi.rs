@@ -73,6 +73,12 @@ fn the_c_abi_holds_its_conventions() {
         last_error()
     );
 
+    // The log callback receives the library's lines, never with a whole personal number.
+    assert_eq!(
+        bankid_set_log_callback(Some(collect_log), ptr::null_mut()),
+        BANKID_OK
+    );
+
     let cfg = CString::new(env.write_toml("language = \"en\"").to_str().unwrap()).unwrap();
     assert_eq!(
         unsafe { bankid_init(cfg.as_ptr()) },
@@ -181,6 +187,24 @@ fn the_c_abi_holds_its_conventions() {
         unsafe { bankid_poll(order, &mut state) },
         BANKID_NOT_INITIALIZED
     );
+
+    let lines = LOG.lock().unwrap().clone();
+    assert!(lines.iter().any(|l| l.contains("850312-XXXX")), "{lines:?}");
+    assert!(lines.iter().all(|l| !l.contains("8503121116")), "{lines:?}");
+    assert_eq!(bankid_set_log_callback(None, ptr::null_mut()), BANKID_OK);
+}
+
+static LOG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+unsafe extern "C" fn collect_log(
+    _level: u32,
+    message: *const c_char,
+    _userdata: *mut std::ffi::c_void,
+) {
+    let text = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
+    LOG.lock().unwrap().push(text);
 }
 
 const BANKID_CALL_INITIATOR_RP_VALUE: u32 = bankid_call_initiator::BANKID_CALL_INITIATOR_RP as u32;
