@@ -258,8 +258,10 @@ impl Engine {
             cancels_in_flight: AtomicUsize::new(0),
         });
         let weak = Arc::downgrade(&inner);
+        let ttl = inner.config.result_ttl;
         runtime.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let every = (ttl / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
+            let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };

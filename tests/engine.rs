@@ -474,3 +474,25 @@ fn shutting_down_right_after_a_release_still_cancels_at_bankid() {
     assert_eq!(orders.len(), 2);
     assert!(orders.iter().all(|o| o.cancelled_by_rp), "{orders:?}");
 }
+
+#[test]
+fn results_the_host_never_releases_are_reclaimed_after_their_ttl() {
+    let env = common::sim("ttl");
+    let mut cfg = env.config();
+    cfg.result_ttl = Duration::from_millis(200);
+    let engine = Engine::new(cfg).unwrap();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, id).state, State::Complete);
+    assert_eq!(engine.len(), 1, "kept until released");
+    let t = Instant::now();
+    while engine.poll(id).is_ok() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        engine.poll(id).unwrap_err(),
+        bankid::order::Error::StaleHandle
+    );
+    assert!(engine.is_empty());
+}
