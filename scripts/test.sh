@@ -25,7 +25,7 @@ c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -x c++ -Iinclude -c target/heade
 step "build the workspace (libbankid.so, bankid-sim, bankid-ivr, bankid-agent)"
 cargo build --workspace --all-targets
 
-step "cargo test (library, C example, simulator, IVR tools, agent page with headless Chromium)"
+step "cargo test (library, C example plain/ASan/valgrind, simulator, IVR tools)"
 cargo test --workspace --no-fail-fast
 
 step "every IVR flow export passes flow check"
