@@ -28,6 +28,11 @@ cargo build --workspace --all-targets
 step "cargo test (library, C example plain/ASan/valgrind, simulator, IVR tools)"
 cargo test --workspace --no-fail-fast
 
+step "the README's run command works on a machine with no BankID configured"
+out=$(env -u BANKID_PRESET -u BANKID_URL BANKID_SIM_SPEED=0.05 cargo run -q --bin bankid-ivr -- identify 198503121116)
+[ "$out" = "Identification successful for social security number 850312-1116" ] || { echo "unexpected: $out"; exit 1; }
+echo "$out"
+
 step "every IVR flow export passes flow check"
 target/debug/bankid-ivr flow check ivr-flows/*.xml
 
