@@ -140,6 +140,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Cell {
+    /// A new pending order for `pnr`.
+    fn new(pnr: Personnummer) -> Cell {
+        Cell {
+            pnr,
+            progress: Mutex::new(Progress {
+                state: State::Pending,
+                hint_code: None,
+                error_code: None,
+                completion: None,
+                order_ref: None,
+                finished: None,
+            }),
+            cancelled: AtomicBool::new(false),
+            cancel_counted: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
     /// Sets a final state unless one is set already. Returns whether it did.
     fn finish(&self, state: State, hint: Option<String>, error: Option<String>) -> bool {
         let mut p = lock(&self.progress);
@@ -298,20 +316,7 @@ impl Engine {
             user_visible_data_format: None,
             requirement: opts.requirement,
         };
-        let cell = Arc::new(Cell {
-            pnr: pnr.clone(),
-            progress: Mutex::new(Progress {
-                state: State::Pending,
-                hint_code: None,
-                error_code: None,
-                completion: None,
-                order_ref: None,
-                finished: None,
-            }),
-            cancelled: AtomicBool::new(false),
-            cancel_counted: AtomicBool::new(false),
-            wake: Notify::new(),
-        });
+        let cell = Arc::new(Cell::new(pnr.clone()));
         let id = {
             let mut slab = lock(&self.inner.slab);
             if slab.used >= self.inner.config.max_orders {
@@ -667,22 +672,7 @@ mod tests {
     fn ids_are_generation_checked() {
         let mut slab = Slab::default();
         let pnr = Personnummer::parse("199908072391").unwrap();
-        let mk = || {
-            Arc::new(Cell {
-                pnr: pnr.clone(),
-                progress: Mutex::new(Progress {
-                    state: State::Pending,
-                    hint_code: None,
-                    error_code: None,
-                    completion: None,
-                    order_ref: None,
-                    finished: None,
-                }),
-                cancelled: AtomicBool::new(false),
-                cancel_counted: AtomicBool::new(false),
-                wake: Notify::new(),
-            })
-        };
+        let mk = || Arc::new(Cell::new(pnr.clone()));
         let a = slab.insert(mk());
         assert_ne!(a, 0);
         assert!(slab.get(a).is_some());

@@ -21,6 +21,25 @@ fn wait_final(engine: &Engine, id: u64) -> bankid::OrderView {
     v
 }
 
+/// Waits until BankID has given the order its orderRef (the start call answered).
+fn wait_started(engine: &Engine, id: u64) {
+    let t = Instant::now();
+    while engine.poll(id).unwrap().order_ref.is_none() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits (up to 5 s) until the simulator has seen an order cancelled by the RP.
+fn wait_cancelled_at_bankid(env: &common::Env) -> bool {
+    let t = Instant::now();
+    while !env.sim.orders().iter().any(|o| o.cancelled_by_rp)
+        && t.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    env.sim.orders().iter().any(|o| o.cancelled_by_rp)
+}
+
 /// A scenario that stays pending for `secs` of real time (simulator at speed 0.01).
 fn slow(secs: u64) -> Scenario {
     Scenario {
@@ -131,10 +150,7 @@ fn a_second_order_for_the_same_person_aborts_both() {
     let first = engine
         .start(&pnr("198503121116"), StartOptions::default())
         .unwrap();
-    let t = Instant::now();
-    while engine.poll(first).unwrap().order_ref.is_none() && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_started(&engine, first);
     let second = engine
         .start(&pnr("198503121116"), StartOptions::default())
         .unwrap();
@@ -236,26 +252,13 @@ fn releasing_a_pending_order_cancels_it_at_bankid() {
     let id = engine
         .start(&pnr("198503121116"), StartOptions::default())
         .unwrap();
-    let t = Instant::now();
-    while engine.poll(id).unwrap().order_ref.is_none() && t.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_started(&engine, id);
     engine.release(id).unwrap();
     assert_eq!(
         engine.poll(id).unwrap_err(),
         bankid::order::Error::StaleHandle
     );
-    let t = Instant::now();
-    while !env.sim.orders().iter().any(|o| o.cancelled_by_rp)
-        && t.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(
-        env.sim.orders()[0].cancelled_by_rp,
-        "{:?}",
-        env.sim.orders()
-    );
+    assert!(wait_cancelled_at_bankid(&env), "{:?}", env.sim.orders());
 }
 
 #[test]
@@ -290,14 +293,8 @@ fn the_local_deadline_ends_an_order_bankid_never_finishes() {
         (v.state, v.error_code.as_deref()),
         (State::Error, Some(local::DEADLINE))
     );
-    let t = Instant::now();
-    while !env.sim.orders().iter().any(|o| o.cancelled_by_rp)
-        && t.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
     assert!(
-        env.sim.orders()[0].cancelled_by_rp,
+        wait_cancelled_at_bankid(&env),
         "the abandoned order was cancelled at BankID"
     );
 }
@@ -461,13 +458,8 @@ fn shutting_down_right_after_a_release_still_cancels_at_bankid() {
     let pending = engine
         .start(&pnr("196801642395"), StartOptions::default())
         .unwrap();
-    let t = Instant::now();
-    while (engine.poll(released).unwrap().order_ref.is_none()
-        || engine.poll(pending).unwrap().order_ref.is_none())
-        && t.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_started(&engine, released);
+    wait_started(&engine, pending);
     engine.release(released).unwrap();
     drop(engine); // the host unloads at once: a caller hung up, another is still pending
     let orders = env.sim.orders();

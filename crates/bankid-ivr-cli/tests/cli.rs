@@ -60,15 +60,19 @@ fn sim(tag: &str) -> Sim {
     Sim { sim, config }
 }
 
-fn bankid_ivr(args: &[&str]) -> Output {
+/// `bankid-ivr` with no BANKID_* variable inherited from the test's environment.
+fn clean_command() -> Command {
     let mut c = Command::new(BIN);
-    c.args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("BANKID_") {
             c.env_remove(k);
         }
     }
-    c.output().unwrap()
+    c
+}
+
+fn bankid_ivr(args: &[&str]) -> Output {
+    clean_command().args(args).output().unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -367,13 +371,7 @@ fn identify_exit_statuses_tell_the_outcomes_apart() {
 
 #[test]
 fn identify_with_nothing_configured_uses_the_embedded_simulator() {
-    let mut c = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("BANKID_") {
-            c.env_remove(k);
-        }
-    }
-    let o = c
+    let o = clean_command()
         .args(["identify", "196801642395"])
         .env("BANKID_SIM_SPEED", "0.02")
         .output()
