@@ -9,12 +9,20 @@ use serde_json::{json, Value};
 const ANNA: &str = "198503121116";
 
 fn client_for(sim: &Simulator, identity: Option<(String, String)>) -> reqwest::Client {
+    client_with_timeout(sim, identity, Duration::from_secs(5))
+}
+
+fn client_with_timeout(
+    sim: &Simulator,
+    identity: Option<(String, String)>,
+    timeout: Duration,
+) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(sim.certs().ca_pem.as_bytes()).unwrap();
     let mut b = reqwest::Client::builder()
         .tls_built_in_root_certs(false)
         .add_root_certificate(ca)
         .use_rustls_tls()
-        .timeout(Duration::from_secs(5));
+        .timeout(timeout);
     if let Some((cert, key)) = identity {
         b = b.identity(reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes()).unwrap());
     }
@@ -483,21 +491,12 @@ async fn injected_faults_strike_the_next_requests_only() {
     let e = c.post(&url).json(&body).send().await.unwrap_err();
     assert!(!e.is_status(), "dropped without an answer: {e}");
     sim.inject_fault(Fault::new(FaultKind::Delay, 1).delay(400));
-    let quick = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(sim.certs().ca_pem.as_bytes()).unwrap(),
-        )
-        .identity(
-            reqwest::Identity::from_pem(
-                format!("{}\n{}", sim.certs().client_pem, sim.certs().client_key_pem).as_bytes(),
-            )
-            .unwrap(),
-        )
-        .use_rustls_tls()
-        .timeout(Duration::from_millis(150))
-        .build()
-        .unwrap();
+    let certs = sim.certs();
+    let quick = client_with_timeout(
+        &sim,
+        Some((certs.client_pem.clone(), certs.client_key_pem.clone())),
+        Duration::from_millis(150),
+    );
     let e = quick.post(&url).json(&body).send().await.unwrap_err();
     assert!(e.is_timeout(), "{e}");
     // A fault for one endpoint leaves the others alone.
