@@ -39,4 +39,7 @@ target/debug/bankid-ivr flow check ivr-flows/*.xml
 step "pybankid (an independent client) against bankid-sim"
 bash tests/peers/pybankid_peer.sh
 
+step "benchmarks, reduced (figures only; nothing is asserted about speed)"
+bash bench/run.sh --quick
+
 printf '\nall test steps passed\n'

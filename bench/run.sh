@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Benchmarks against bankid-sim on 127.0.0.1 over mutual TLS. Prints a table.
+#   bash bench/run.sh            # full: 1 000 and 10 000 orders, 1 000 000 polls each
+#   bash bench/run.sh --quick    # reduced (CI): 200 orders, 100 000 polls
+# Part 1 so far: bankid_poll latency from C. (Cadence, cost versus peers and detection latency
+# are issue #6's remaining parts.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0; [ "${1:-}" = "--quick" ] && quick=1
+cargo build --release -q -p bankid-ivr -p bankid-sim
+out=target/bench; mkdir -p "$out"
+cc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude bench/poll_latency.c -ldl -o "$out/poll_latency"
+
+certs=$(mktemp -d)
+simout=$(mktemp)
+# --speed 10: every order stays pending for 80 s, far longer than a measurement.
+target/release/bankid-sim --certs "$certs" --speed 10 >"$simout" 2>"$certs/sim.log" &
+sim=$!
+trap 'kill $sim 2>/dev/null; wait $sim 2>/dev/null; rm -rf "$certs" "$simout"' EXIT
+for _ in $(seq 100); do [ -s "$simout" ] && break; sleep 0.1; done
+url=$(head -n 1 "$simout"); url=${url#listening }
+cat >"$certs/bankid.toml" <<TOML
+url = "$url"
+ca_file = "ca.pem"
+cert_file = "client.pem"
+key_file = "client.key"
+poll_interval_ms = 2000
+TOML
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo
+echo "| bankid_poll from C | live orders | polls | median | p99 | clock overhead (median/p99) | share pending |"
+echo "|---|---|---|---|---|---|---|"
+if [ $quick = 1 ]; then sizes="200"; polls=100000; else sizes="1000 10000"; polls=1000000; fi
+for n in $sizes; do
+  line=$("$out/poll_latency" target/release/libbankid.so "$certs/bankid.toml" "$n" "$polls")
+  eval "$(echo "$line" | tr ' ' '\n' | grep '=' | sed 's/^/r_/')"
+  echo "| libbankid.so | $r_orders | $r_polls | ${r_median_ns} ns | ${r_p99_ns} ns | ${r_clock_median_ns}/${r_clock_p99_ns} ns | ${r_pending_share} |"
+done
