@@ -18,20 +18,28 @@ pub struct Backend {
     pub sim: Option<Simulator>,
 }
 
-/// Speed of the embedded simulator: `BANKID_SIM_SPEED`, default 0.25 (a phone order takes
-/// about 2 s instead of 8 s, so the prompts can still be followed).
-fn sim_speed() -> f64 {
+/// Speed of the embedded simulator: `BANKID_SIM_SPEED`, else `default` (0.25 for the IVR
+/// tools: a phone order takes about 2 s instead of 8 s, so the prompts can still be followed).
+pub fn sim_speed(default: f64) -> f64 {
     std::env::var("BANKID_SIM_SPEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .filter(|s: &f64| *s > 0.0)
-        .unwrap_or(0.25)
+        .unwrap_or(default)
 }
 
 impl Backend {
     /// The configuration file if given, else the environment if it names an endpoint, else an
     /// embedded simulator.
     pub fn resolve(config_file: Option<&Path>) -> Result<Backend, String> {
+        Backend::resolve_with_speed(config_file, 0.25)
+    }
+
+    /// Like [`Backend::resolve`], with the embedded simulator's default speed given.
+    pub fn resolve_with_speed(
+        config_file: Option<&Path>,
+        default_speed: f64,
+    ) -> Result<Backend, String> {
         if let Some(path) = config_file {
             let config = Config::from_file(path).map_err(|e| e.to_string())?;
             return Ok(Backend {
@@ -48,7 +56,7 @@ impl Backend {
                 sim: None,
             });
         }
-        Backend::embedded(sim_speed())
+        Backend::embedded(sim_speed(default_speed))
     }
 
     /// Starts an embedded simulator and a configuration for it (collecting every 100 ms,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bankid::messages::Language;
 use bankid::{Engine, Personnummer, StartOptions, State};
 
-use crate::backend::Backend;
+use bankid_ivr_cli::backend::Backend;
 use crate::prompts;
 
 /// Arguments of `fastagi`.

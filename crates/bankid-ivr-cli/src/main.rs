@@ -4,7 +4,6 @@
 //! - `bankid-ivr flow check FILE…` / `bankid-ivr flow run FILE --dtmf DIGITS…`: Cally Square exports.
 //! - `bankid-ivr fastagi --listen ADDR`: the identification flow over FastAGI.
 
-mod backend;
 mod fastagi;
 mod flow;
 mod hook;

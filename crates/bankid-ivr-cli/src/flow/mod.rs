@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bankid::messages::Language;
 
-use crate::backend::Backend;
+use bankid_ivr_cli::backend::Backend;
 use crate::hook::{self, Hook};
 
 /// `flow check FILE…`: prints every problem; exit 0 only when all files are clean.
