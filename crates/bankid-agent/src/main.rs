@@ -1,1 +1,176 @@
-fn main() {}
+//! `bankid-agent`: the agent page for manual BankID identification of a caller.
+//!
+//! ```text
+//! bankid-agent [--listen ADDR] [--accounts FILE] [--config BANKID_TOML] [--tls-cert PEM --tls-key PEM]
+//! bankid-agent add-agent NAME [--accounts FILE]
+//! ```
+//! With no BankID configured (no `--config`, no `BANKID_*` variables) it runs against an
+//! embedded simulator and says so on the page.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bankid::config::Endpoint;
+use bankid::order::Engine;
+use bankid_agent::accounts::{self, Accounts};
+use bankid_agent::limits::Limit;
+use bankid_agent::{App, Options};
+use bankid_ivr_cli::backend::Backend;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bankid-agent",
+    version,
+    about = "The agent page: identify a caller with BankID"
+)]
+struct Cli {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Agent accounts (TOML, argon2 hashes); created with one generated agent if missing.
+    #[arg(long, default_value = "bankid-agent-accounts.toml")]
+    accounts: PathBuf,
+    /// BankID configuration (TOML, as for libbankid); default: BANKID_* variables, else an
+    /// embedded simulator.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); cookies are then marked Secure.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key for --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mark cookies Secure although served over plain HTTP (behind a TLS-terminating proxy).
+    #[arg(long)]
+    secure_cookies: bool,
+    /// Failed logins allowed per agent name, e.g. 5/15m.
+    #[arg(long, default_value = "5/15m", value_parser = Limit::parse)]
+    login_limit: Limit,
+    /// Identifications allowed per agent, e.g. 20/15m.
+    #[arg(long, default_value = "20/15m", value_parser = Limit::parse)]
+    identify_limit: Limit,
+    /// Minutes without a request after which an agent must log in again.
+    #[arg(long, default_value_t = 60)]
+    session_idle_min: u64,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Adds an agent (or gives an existing one a new password) and prints the generated password.
+    AddAgent {
+        /// The agent's user name.
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bankid-agent: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    if let Some(Command::AddAgent { name }) = &cli.command {
+        let password = accounts::generate_password();
+        accounts::add_agent(&cli.accounts, name, &password)?;
+        println!(
+            "agent {name:?} in {}: password {password}",
+            cli.accounts.display()
+        );
+        return Ok(());
+    }
+    let (accounts, first) = Accounts::load_or_create(&cli.accounts)?;
+    let agents = accounts.len();
+    // The embedded simulator runs at half speed: a phone order takes about 4 s, long enough to
+    // watch every step on the page.
+    let backend = Backend::resolve_with_speed(cli.config.as_deref(), 0.5)?;
+    let label = match &backend.config.endpoint {
+        _ if backend.is_simulated() => "simulator".to_string(),
+        Endpoint::Test => "BankID test".to_string(),
+        Endpoint::Production => "BankID".to_string(),
+        Endpoint::Custom { url, .. } => url.clone(),
+    };
+    let engine = Engine::new(backend.config.clone()).map_err(|e| e.to_string())?;
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(c), Some(k)) => Some(bankid_agent::tls_config(c, k)?),
+        _ => None,
+    };
+    let mut opts = Options::new(accounts, engine);
+    opts.simulated = backend.is_simulated().then(bankid_agent::simulator_persons);
+    opts.backend_label = label.clone();
+    opts.secure_cookies = cli.secure_cookies || tls.is_some();
+    opts.login_limit = cli.login_limit;
+    opts.identify_limit = cli.identify_limit;
+    opts.session_idle = Duration::from_secs(cli.session_idle_min.max(1) * 60);
+    let app = App::new(opts);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(cli.listen)
+            .await
+            .map_err(|e| format!("listen on {}: {e}", cli.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        if backend.is_simulated() {
+            println!("BankID: embedded simulator (no BankID configured) — simulated, no real identities");
+        } else {
+            println!("BankID: {label}");
+        }
+        match &first {
+            Some(f) => println!(
+                "created {} with one agent — user name: {}  password: {}  (shown once; more with `bankid-agent add-agent NAME`)",
+                cli.accounts.display(),
+                f.name,
+                f.password
+            ),
+            None => println!(
+                "agents: {agents} in {}",
+                cli.accounts.display()
+            ),
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("open {scheme}://{addr}/ and log in");
+        tokio::select! {
+            r = bankid_agent::serve(listener, app.clone(), tls) => r.map_err(|e| e.to_string()),
+            _ = shutdown_signal() => {
+                println!("stopping: cancelling pending identifications");
+                Ok(())
+            }
+        }
+    })?;
+    drop(rt);
+    drop(app);
+    drop(backend);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

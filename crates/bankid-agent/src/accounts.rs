@@ -1,0 +1,286 @@
+//! Agent accounts: a TOML file of names and argon2 password hashes.
+//!
+//! ```toml
+//! [[agent]]
+//! name = "anna"
+//! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"
+//! ```
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::distr::{Alphanumeric, SampleString};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountsFile {
+    #[serde(default)]
+    agent: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: String,
+    password_hash: String,
+}
+
+/// The agents who may log in.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    by_name: HashMap<String, String>,
+    /// Verified against when the name is unknown, so that both cases cost the same.
+    dummy_hash: String,
+}
+
+/// What the first run created.
+#[derive(Debug, Clone)]
+pub struct FirstAccount {
+    /// The agent name.
+    pub name: String,
+    /// The generated password (shown once, stored only as a hash).
+    pub password: String,
+}
+
+/// An argon2id hash of `password` in PHC string form.
+pub fn hash_password(password: &str) -> String {
+    let salt =
+        SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes is a valid salt");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters")
+        .to_string()
+}
+
+/// A random password of 20 letters and digits.
+pub fn generate_password() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 20)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
+impl Accounts {
+    /// Reads the accounts file. Errors name the file and what is wrong with it.
+    pub fn load(path: &Path) -> Result<Accounts, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: AccountsFile =
+            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+        let mut by_name = HashMap::new();
+        for (i, e) in file.agent.into_iter().enumerate() {
+            let which = format!("{}: agent #{} ({:?})", path.display(), i + 1, e.name);
+            if !valid_name(&e.name) {
+                return Err(format!(
+                    "{which}: a name is 1–64 letters, digits, '.', '_', '-' or '@'"
+                ));
+            }
+            if PasswordHash::new(&e.password_hash).is_err() {
+                return Err(format!(
+                    "{which}: password_hash is not a PHC hash string (make one with `bankid-agent add-agent NAME`)"
+                ));
+            }
+            if by_name
+                .insert(e.name.to_ascii_lowercase(), e.password_hash)
+                .is_some()
+            {
+                return Err(format!("{which}: the name appears twice"));
+            }
+        }
+        if by_name.is_empty() {
+            return Err(format!(
+                "{}: no [[agent]] entries; add one with `bankid-agent add-agent NAME`",
+                path.display()
+            ));
+        }
+        Ok(Accounts {
+            by_name,
+            dummy_hash: hash_password(&generate_password()),
+        })
+    }
+
+    /// Loads the file, or — when it does not exist — creates it with one agent, `agent`, and a
+    /// generated password, which is returned so it can be shown once.
+    pub fn load_or_create(path: &Path) -> Result<(Accounts, Option<FirstAccount>), String> {
+        if path.exists() {
+            return Ok((Accounts::load(path)?, None));
+        }
+        let password = generate_password();
+        add_agent(path, "agent", &password)?;
+        Ok((
+            Accounts::load(path)?,
+            Some(FirstAccount {
+                name: "agent".into(),
+                password,
+            }),
+        ))
+    }
+
+    /// Accounts from (name, password) pairs, for tests and embedding.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Accounts {
+        Accounts {
+            by_name: pairs
+                .iter()
+                .map(|(n, p)| (n.to_ascii_lowercase(), hash_password(p)))
+                .collect(),
+            dummy_hash: hash_password(&generate_password()),
+        }
+    }
+
+    /// The canonical (lower-case) name if `name` and `password` match an account. Takes about
+    /// as long for an unknown name as for a wrong password. CPU-heavy: call off the async
+    /// threads.
+    pub fn verify(&self, name: &str, password: &str) -> Option<String> {
+        let key = name.trim().to_ascii_lowercase();
+        let (hash, known) = match self.by_name.get(&key) {
+            Some(h) => (h.as_str(), true),
+            None => (self.dummy_hash.as_str(), false),
+        };
+        let parsed = PasswordHash::new(hash).ok()?;
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        (ok && known).then_some(key)
+    }
+
+    /// How many agents there are.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// Adds an agent to the accounts file (creating it, readable by its owner only), or replaces
+/// the password of an existing one.
+pub fn add_agent(path: &Path, name: &str, password: &str) -> Result<(), String> {
+    if !valid_name(name) {
+        return Err(format!(
+            "{name:?}: a name is 1–64 letters, digits, '.', '_', '-' or '@'"
+        ));
+    }
+    let mut file: AccountsFile = if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?
+    } else {
+        AccountsFile::default()
+    };
+    let hash = hash_password(password);
+    match file
+        .agent
+        .iter_mut()
+        .find(|e| e.name.eq_ignore_ascii_case(name))
+    {
+        Some(e) => e.password_hash = hash,
+        None => file.agent.push(Entry {
+            name: name.to_string(),
+            password_hash: hash,
+        }),
+    }
+    let body = toml::to_string(&file).map_err(|e| e.to_string())?;
+    let text = format!(
+        "# bankid-agent accounts: argon2id password hashes. Add or reset one with\n# `bankid-agent add-agent NAME`.\n\n{body}"
+    );
+    write_private(path, &text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_run_creates_a_working_account_and_later_runs_read_it() {
+        let dir = std::env::temp_dir().join(format!("agent-acc-{}", std::process::id()));
+        let path = dir.join("agents.toml");
+        let _ = std::fs::remove_dir_all(&dir);
+        let (acc, first) = Accounts::load_or_create(&path).unwrap();
+        let first = first.expect("a first account");
+        assert_eq!(
+            acc.verify("agent", &first.password).as_deref(),
+            Some("agent")
+        );
+        assert_eq!(
+            acc.verify("Agent", &first.password).as_deref(),
+            Some("agent")
+        );
+        assert_eq!(acc.verify("agent", "wrong"), None);
+        assert_eq!(acc.verify("nobody", &first.password), None);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&first.password), "only the hash is stored");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "accounts file is private: {mode:o}");
+        }
+        let (_, again) = Accounts::load_or_create(&path).unwrap();
+        assert!(again.is_none());
+        add_agent(&path, "bertil", "hemligt-lösen").unwrap();
+        let acc = Accounts::load(&path).unwrap();
+        assert_eq!(acc.len(), 2);
+        assert!(acc.verify("bertil", "hemligt-lösen").is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn broken_files_are_refused_with_the_reason() {
+        let dir = std::env::temp_dir().join(format!("agent-acc-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agents.toml");
+        for (text, want) in [
+            (
+                "[[agent]]\nname = \"a\"\npassword_hash = \"secret\"\n",
+                "PHC",
+            ),
+            (
+                "[[agent]]\nname = \"a b\"\npassword_hash = \"x\"\n",
+                "a name is",
+            ),
+            ("", "no [[agent]] entries"),
+            ("[[agent]]\nname = \"a\"\n", "password_hash"),
+            ("agent = 3", "invalid type"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Accounts::load(&path).unwrap_err();
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(err.contains("agents.toml"), "{err}");
+        }
+        let h = hash_password("x");
+        std::fs::write(
+            &path,
+            format!("[[agent]]\nname = \"a\"\npassword_hash = \"{h}\"\n[[agent]]\nname = \"A\"\npassword_hash = \"{h}\"\n"),
+        )
+        .unwrap();
+        assert!(Accounts::load(&path).unwrap_err().contains("twice"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
