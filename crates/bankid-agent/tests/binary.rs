@@ -1,0 +1,231 @@
+//! The `bankid-agent` binary as a newcomer runs it: no BankID configured, no accounts file.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Running {
+    child: Child,
+    url: String,
+    stdout: Vec<String>,
+}
+
+fn run_agent(dir: &std::path::Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+        .args(["--listen", "127.0.0.1:0", "--accounts"])
+        .arg(dir.join("agents.toml"))
+        .env_remove("BANKID_PRESET")
+        .env_remove("BANKID_URL")
+        .env("BANKID_SIM_SPEED", "0.05")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bankid-agent runs");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = Vec::new();
+    let url = loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "exited early: {stdout:?}"
+        );
+        stdout.push(line.trim_end().to_string());
+        if let Some(rest) = line.strip_prefix("open ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+        }
+    };
+    Running { child, url, stdout }
+}
+
+fn stop(mut r: Running) -> String {
+    let _ = Command::new("kill")
+        .args(["-TERM", &r.child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut err = String::new();
+    r.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+async fn post(http: &reqwest::Client, url: &str, csrf: &str, body: Value) -> (u16, Value) {
+    let origin = url.split("/api").next().unwrap().to_string();
+    let r = http
+        .post(url)
+        .header("Origin", origin)
+        .header("X-CSRF-Token", csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_prints_a_login_and_runs_on_the_embedded_simulator_without_logging_numbers() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = run_agent(&dir);
+    let all = run.stdout.join("\n");
+    assert!(all.contains("embedded simulator"), "{all}");
+    let creds = run
+        .stdout
+        .iter()
+        .find(|l| l.contains("password:"))
+        .unwrap_or_else(|| panic!("no first account printed: {all}"))
+        .clone();
+    let user = creds
+        .split("user name: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let password = creds
+        .split("password: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert!(password.len() >= 16);
+
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let base = run.url.clone();
+    let page = http
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Identifiera"));
+    let session: Value = http
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["loggedIn"], true, "{session}");
+    assert_eq!(session["simulated"], true);
+    let csrf = session["csrf"].as_str().unwrap().to_string();
+
+    let (status, order) = post(
+        &http,
+        &format!("{base}/api/identify"),
+        &csrf,
+        json!({"personalNumber": "850312-1116"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().unwrap().to_string();
+    let until = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let o: Value = http
+            .get(format!("{base}/api/orders/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if o["state"] != "pending" || Instant::now() > until {
+            break o;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["state"], "complete", "{done}");
+    assert_eq!(done["person"]["name"], "Anna Lindqvist");
+    let (status, _) = post(
+        &http,
+        &format!("{base}/api/identify"),
+        &csrf,
+        json!({"personalNumber": "198503121117"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    // Let the housekeeping log the outcome.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let log = stop(run);
+
+    assert!(
+        log.contains("850312-XXXX"),
+        "masked numbers are logged: {log}"
+    );
+    assert!(log.contains("complete"), "{log}");
+    for whole in [
+        "8503121116",
+        "850312-1116",
+        "198503121116",
+        "19850312-1116",
+        "8503121117",
+    ] {
+        assert!(!log.contains(whole), "{whole} in the log:\n{log}");
+    }
+    assert!(!log.contains(password), "the password is not logged");
+
+    // A second run keeps the account and creates none.
+    let again = run_agent(&dir);
+    let all = again.stdout.join("\n");
+    assert!(all.contains("agents: 1"), "{all}");
+    assert!(!all.contains("password:"));
+    stop(again);
+    let stored = std::fs::read_to_string(dir.join("agents.toml")).unwrap();
+    assert!(stored.contains("$argon2id$") && !stored.contains(password));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_broken_accounts_file_stops_the_start_with_the_reason() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("agents.toml"),
+        "[[agent]]\nname = \"x\"\npassword_hash = \"plain\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+        .args(["--listen", "127.0.0.1:0", "--accounts"])
+        .arg(dir.join("agents.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("agents.toml") && err.contains("PHC"), "{err}");
+    let add = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+        .args(["--accounts"])
+        .arg(dir.join("new.toml"))
+        .args(["add-agent", "lisa"])
+        .output()
+        .unwrap();
+    assert!(add.status.success());
+    let said = String::from_utf8_lossy(&add.stdout);
+    let pw = said.split("password ").nth(1).unwrap().trim();
+    let acc = bankid_agent::accounts::Accounts::load(&dir.join("new.toml")).unwrap();
+    assert_eq!(acc.verify("lisa", pw).as_deref(), Some("lisa"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
