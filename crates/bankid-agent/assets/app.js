@@ -205,6 +205,7 @@
     session = r.data;
     $('backend').textContent = session.backend;
     show($('sim-banner'), session.simulated);
+    renderPersons();
     if (session.loggedIn) loggedIn(); else loggedOut();
   }
 
@@ -261,8 +262,9 @@
     input.removeAttribute('aria-invalid');
     if (v.ok) {
       hint.textContent = tr('ok'); hint.classList.add('ok'); hint.dataset.code = 'ok';
-    } else if (!final && (v.code === 'empty' || (v.code === 'wrong_length' && v.count < 10))) {
-      hint.textContent = v.code === 'empty' ? tr('pnrHint') : fill(tr('typing'), { n: v.count });
+    } else if (!final && stillTyping(input.value, v)) {
+      const n = input.value.replace(/[^0-9]/g, '').length;
+      hint.textContent = v.code === 'empty' ? tr('pnrHint') : fill(tr('typing'), { n });
       hint.dataset.code = 'typing';
     } else {
       hint.textContent = fill(tr('err.' + v.code), { n: v.count });
@@ -270,6 +272,16 @@
       input.setAttribute('aria-invalid', 'true');
     }
     return v;
+  }
+  // While the agent types, an unfinished number is not an error: fewer than 12 digits that may
+  // still become a 12-digit number (19… or 20…, no separator yet) only get a neutral hint.
+  function stillTyping(raw, v) {
+    if (v.code === 'empty') return true;
+    const s = raw.trim();
+    const digits = s.replace(/[^0-9]/g, '');
+    if (v.code === 'wrong_length') return v.count < 12;
+    const couldGrow = /^[0-9]+$/.test(s) && digits.length < 12 && /^(19|20)/.test(digits);
+    return couldGrow && ['invalid_date', 'bad_check_digit', 'future_date'].includes(v.code);
   }
   $('pnr').addEventListener('input', () => validateLive(false));
   $('pnr').addEventListener('blur', () => { if ($('pnr').value.trim() !== '') validateLive(true); });
