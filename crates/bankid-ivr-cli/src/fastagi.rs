@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use bankid::messages::Language;
 use bankid::{Engine, Personnummer, StartOptions, State};
 
-use bankid_ivr_cli::backend::Backend;
 use crate::prompts;
+use bankid_ivr_cli::backend::Backend;
 
 /// Arguments of `fastagi`.
 #[derive(clap::Args, Debug)]
