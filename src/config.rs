@@ -124,6 +124,9 @@ pub struct Config {
     pub worker_threads: usize,
     /// At most this many orders at once (live + unreleased).
     pub max_orders: usize,
+    /// At most this many requests to BankID in flight, and so TLS connections open: a burst of
+    /// starts queues briefly instead of opening a connection per order.
+    pub max_connections: usize,
 }
 
 /// Default success text, exactly what agents see today.
@@ -152,6 +155,7 @@ const KEYS: &[&str] = &[
     "result_ttl_s",
     "worker_threads",
     "max_orders",
+    "max_connections",
 ];
 
 impl Config {
@@ -174,6 +178,7 @@ impl Config {
             result_ttl: Duration::from_secs(600),
             worker_threads: 2,
             max_orders: 100_000,
+            max_connections: 256,
         }
     }
 
@@ -359,6 +364,7 @@ impl Config {
         cfg.result_ttl = Duration::from_secs(number("result_ttl_s", 600)?.max(1));
         cfg.worker_threads = number("worker_threads", 2)?.clamp(1, 64) as usize;
         cfg.max_orders = number("max_orders", 100_000)?.max(1) as usize;
+        cfg.max_connections = number("max_connections", 256)?.clamp(1, 4096) as usize;
         if let Some(v) = get("call_initiator") {
             cfg.call_initiator = CallInitiator::parse(v)
                 .ok_or_else(|| bad("call_initiator", "must be user or RP"))?;

@@ -266,6 +266,7 @@ impl Engine {
                 tls,
                 config.connect_timeout,
                 config.request_timeout,
+                config.max_connections,
             )
             .map_err(|e| Error::Config(ConfigError(e)))?
         };

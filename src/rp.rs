@@ -340,22 +340,26 @@ fn transport_error(e: &reqwest::Error) -> RpError {
 pub struct RpClient {
     http: reqwest::Client,
     base: String,
+    /// One permit per request in flight: bounds open connections (and so handshakes).
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl RpClient {
-    /// A client for `base_url` (ending in `/rp/v6.0/`) over `tls`.
+    /// A client for `base_url` (ending in `/rp/v6.0/`) over `tls`, with at most
+    /// `max_connections` requests in flight (and connections kept).
     pub fn new(
         base_url: &str,
         tls: rustls::ClientConfig,
         connect_timeout: Duration,
         request_timeout: Duration,
+        max_connections: usize,
     ) -> Result<RpClient, String> {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
+            .pool_max_idle_per_host(max_connections)
             .tcp_nodelay(true)
             .http1_only()
             .user_agent(concat!("bankid-ivr/", env!("CARGO_PKG_VERSION")))
@@ -365,7 +369,11 @@ impl RpClient {
         if !base.ends_with('/') {
             base.push('/');
         }
-        Ok(RpClient { http, base })
+        Ok(RpClient {
+            http,
+            base,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1))),
+        })
     }
 
     async fn post<T: serde::de::DeserializeOwned>(
@@ -374,6 +382,15 @@ impl RpClient {
         body: &impl Serialize,
     ) -> Result<T, RpError> {
         let body = serde_json::to_vec(body).map_err(|e| RpError::Decode(e.to_string()))?;
+        // Held until the whole answer is read, so the connection is back in the pool.
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| RpError::Transport {
+                message: "the client is shut down".into(),
+                timed_out: false,
+            })?;
         let resp = self
             .http
             .post(format!("{}{endpoint}", self.base))

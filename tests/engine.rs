@@ -488,3 +488,42 @@ fn results_the_host_never_releases_are_reclaimed_after_their_ttl() {
     );
     assert!(engine.is_empty());
 }
+
+#[test]
+fn a_burst_of_starts_shares_a_pool_bounded_by_max_connections() {
+    let env = common::sim("burst");
+    let mut config = env.config();
+    config.max_connections = 4;
+    let engine = Engine::new(config).unwrap();
+    // 60 callers at once, each with its own (made-up, valid) number born on a different day.
+    let ids: Vec<_> = (1..=60)
+        .map(|i| {
+            let base = format!("1980{:02}{:02}123", 1 + (i - 1) / 28, 1 + (i - 1) % 28);
+            let nine: Vec<u32> = base[2..].bytes().map(|b| u32::from(b - b'0')).collect();
+            let sum: u32 = nine
+                .iter()
+                .enumerate()
+                .map(|(k, d)| {
+                    let p = d * if k % 2 == 0 { 2 } else { 1 };
+                    p / 10 + p % 10
+                })
+                .sum();
+            let number = format!("{base}{}", (10 - sum % 10) % 10);
+            engine
+                .start(&pnr(&number), StartOptions::default())
+                .unwrap()
+        })
+        .collect();
+    for id in ids {
+        assert_eq!(wait_final(&engine, id).state, State::Complete);
+    }
+    let s = env.sim.stats();
+    // At most 4 requests are ever in flight; a connection still on its way back to the pool
+    // when the next request starts can cost an extra one, never one per order.
+    assert!(
+        s.handshakes <= 8,
+        "{} handshakes for 60 concurrent starts with max_connections = 4",
+        s.handshakes
+    );
+    assert!(s.requests >= 120);
+}
