@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Benchmarks against bankid-sim on 127.0.0.1 over mutual TLS. Prints a table.
-#   bash bench/run.sh            # full: 1 000 and 10 000 orders, 1 000 000 polls each
-#   bash bench/run.sh --quick    # reduced (CI): 200 orders, 100 000 polls
-# Part 1 so far: bankid_poll latency from C. (Cadence, cost versus peers and detection latency
-# are issue #6's remaining parts.)
+#   bash bench/run.sh            # full (about 5 minutes)
+#   bash bench/run.sh --quick    # reduced (CI): small sizes, same code paths
+# 1. bankid_poll latency from C (here); 2. concurrent orders, 3. cost per identification against
+# curl, pybankid and the npm `bankid` package, 4. detection latency (bench/bench.py).
+# Peers are installed here when missing: pybankid into .venv, `bankid` from npm into bench/peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0; [ "${1:-}" = "--quick" ] && quick=1
 cargo build --release -q -p bankid-ivr -p bankid-sim
 out=target/bench; mkdir -p "$out"
 cc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude bench/poll_latency.c -ldl -o "$out/poll_latency"
+cc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude bench/orders.c -ldl -o "$out/orders"
 
 certs=$(mktemp -d)
 simout=$(mktemp)
@@ -29,6 +31,8 @@ TOML
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo
+echo "## 1. bankid_poll latency from C (libbankid.so loaded with dlopen)"
+echo
 echo "| bankid_poll from C | live orders | polls | median | p99 | clock overhead (median/p99) | share pending |"
 echo "|---|---|---|---|---|---|---|"
 if [ $quick = 1 ]; then sizes="200"; polls=100000; else sizes="1000 10000"; polls=1000000; fi
@@ -37,3 +41,7 @@ for n in $sizes; do
   eval "$(echo "$line" | tr ' ' '\n' | grep '=' | sed 's/^/r_/')"
   echo "| libbankid.so | $r_orders | $r_polls | ${r_median_ns} ns | ${r_p99_ns} ns | ${r_clock_median_ns}/${r_clock_p99_ns} ns | ${r_pending_share} |"
 done
+
+# The simulator above is only for part 1; each later part starts its own.
+kill $sim 2>/dev/null; wait $sim 2>/dev/null || true
+if [ $quick = 1 ]; then python3 bench/bench.py --quick; else python3 bench/bench.py; fi
