@@ -1,9 +1,11 @@
 /*
  * orders.c: libbankid.so (loaded with dlopen) under load, three ways.
  *
- *   orders LIB CONFIG concurrent N WINDOW_S
- *       starts N orders for made-up valid personal numbers (the simulator keeps them pending)
- *       and lets the library collect them for WINDOW_S seconds; prints threads, memory and CPU.
+ *   orders LIB CONFIG concurrent N WINDOW_S WARMUP_S
+ *       starts N orders for made-up valid personal numbers (the simulator keeps them pending),
+ *       waits WARMUP_S seconds (the phone/auth requests and first collects, with their TLS
+ *       handshakes), then lets the library collect them for WINDOW_S seconds; prints threads,
+ *       memory and CPU of the start phase and of the steady window separately.
  *   orders LIB CONFIG cost PNR_FILE CONCURRENCY
  *       identifies every personal number in PNR_FILE, CONCURRENCY at a time, as an IVR would
  *       (start, poll every 5 ms, release when final); prints completed, wall and CPU seconds.
@@ -75,7 +77,7 @@ static void start_or_die(struct bankid_api *api, const char *pnr, bankid_order *
     }
 }
 
-static int concurrent(struct bankid_api *api, int n, int window_s) {
+static int concurrent(struct bankid_api *api, int n, int window_s, int warmup_s) {
     bankid_order *orders = calloc((size_t)n, sizeof *orders);
     if (!orders) return 1;
     long threads_before = proc_status("Threads"), rss_before = proc_status("VmRSS");
@@ -87,8 +89,12 @@ static int concurrent(struct bankid_api *api, int n, int window_s) {
         start_or_die(api, pnr, &orders[i]);
     }
     double start_s = (now_ns() - t0) / 1e9;
+    sleep_ms(warmup_s * 1000L);
     long long window_start = wall_ms();
     double cpu1 = cpu_seconds();
+    /* Tells the harness the window begins, so it can read the simulator's counters. */
+    printf("window=start\n");
+    fflush(stdout);
     sleep_ms(window_s * 1000L);
     double cpu2 = cpu_seconds();
     long long window_end = wall_ms();
@@ -104,6 +110,10 @@ static int concurrent(struct bankid_api *api, int n, int window_s) {
            n, start_s, threads_before, proc_status("Threads"), rss_before, proc_status("VmRSS"),
            proc_status("VmHWM"), cpu1 - cpu0, cpu2 - cpu1, window_start, window_end, pending);
     fflush(stdout);
+    /* The harness reads the simulator's counters and closes stdin; then shut down. */
+    char line[16];
+    while (fgets(line, sizeof line, stdin)) {
+    }
     api->shutdown();
     free(orders);
     return 0;
@@ -174,13 +184,15 @@ static int detect(struct bankid_api *api, const char *file) {
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s LIB CONFIG concurrent N WINDOW_S | cost PNR_FILE CONCURRENCY | "
-                        "detect PNR_FILE\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s LIB CONFIG concurrent N WINDOW_S WARMUP_S | cost PNR_FILE CONCURRENCY "
+                "| detect PNR_FILE\n",
+                argv[0]);
         return 2;
     }
     struct bankid_api api = load_bankid(argv[1], argv[2]);
-    if (strcmp(argv[3], "concurrent") == 0 && argc == 6)
-        return concurrent(&api, atoi(argv[4]), atoi(argv[5]));
+    if (strcmp(argv[3], "concurrent") == 0 && argc == 7)
+        return concurrent(&api, atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
     if (strcmp(argv[3], "cost") == 0 && argc == 6) return cost(&api, argv[4], atoi(argv[5]));
     if (strcmp(argv[3], "detect") == 0 && argc == 5) return detect(&api, argv[4]);
     fprintf(stderr, "unknown mode or wrong arguments: %s\n", argv[3]);

@@ -9,14 +9,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0; [ "${1:-}" = "--quick" ] && quick=1
 cargo build --release -q -p bankid-ivr -p bankid-sim
-out=target/bench; mkdir -p "$out"
+# Honour CARGO_TARGET_DIR (the build above does); bench.py reads BANKID_BENCH_TARGET.
+rel=${CARGO_TARGET_DIR:-target}/release
+export BANKID_BENCH_TARGET=$rel
+out=${CARGO_TARGET_DIR:-target}/bench; mkdir -p "$out"
 cc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude bench/poll_latency.c -ldl -o "$out/poll_latency"
 cc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude bench/orders.c -ldl -o "$out/orders"
 
 certs=$(mktemp -d)
 simout=$(mktemp)
 # --speed 10: every order stays pending for 80 s, far longer than a measurement.
-target/release/bankid-sim --certs "$certs" --speed 10 >"$simout" 2>"$certs/sim.log" &
+"$rel/bankid-sim" --certs "$certs" --speed 10 >"$simout" 2>"$certs/sim.log" &
 sim=$!
 trap 'kill $sim 2>/dev/null; wait $sim 2>/dev/null; rm -rf "$certs" "$simout"' EXIT
 for _ in $(seq 100); do [ -s "$simout" ] && break; sleep 0.1; done
@@ -37,7 +40,7 @@ echo "| bankid_poll from C | live orders | polls | median | p99 | clock overhead
 echo "|---|---|---|---|---|---|---|"
 if [ $quick = 1 ]; then sizes="200"; polls=100000; else sizes="1000 10000"; polls=1000000; fi
 for n in $sizes; do
-  line=$("$out/poll_latency" target/release/libbankid.so "$certs/bankid.toml" "$n" "$polls")
+  line=$("$out/poll_latency" "$rel/libbankid.so" "$certs/bankid.toml" "$n" "$polls")
   eval "$(echo "$line" | tr ' ' '\n' | grep '=' | sed 's/^/r_/')"
   echo "| libbankid.so | $r_orders | $r_polls | ${r_median_ns} ns | ${r_p99_ns} ns | ${r_clock_median_ns}/${r_clock_p99_ns} ns | ${r_pending_share} |"
 done
