@@ -27,6 +27,7 @@ PEERS = os.path.join(ROOT, "bench/peers")
 VENV_PY = os.path.join(ROOT, ".venv/bin/python")
 QUICK = "--quick" in sys.argv
 CERTS = tempfile.mkdtemp(prefix="bankid-bench-")
+FAILED = []  # what did not run or did not finish; the run exits non-zero (never for a timing)
 
 
 def pct(values, p):
@@ -167,11 +168,12 @@ def rusage_children():
 
 
 def ensure_npm_peer():
+    if not shutil.which("node") or not shutil.which("npm"):
+        FAILED.append("node/npm are not installed (Debian: apt-get install nodejs npm; scripts/setup.sh does)")
+        return False
     if os.path.isdir(os.path.join(PEERS, "node_modules", "bankid")):
         return True
-    if not shutil.which("npm"):
-        print("note: npm is not installed; the npm peer is skipped (scripts/setup.sh installs it)")
-        return False
+    # Exactly the versions in bench/peers/package-lock.json (bankid 3.2.1).
     subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund", "--prefix", PEERS],
                    check=True, stdout=subprocess.DEVNULL)
     return True
@@ -240,6 +242,8 @@ def cost_per_identification():
         print(f"| {name} | {'yes' if ok else 'NO'} | {cpu:.2f} s | {per*1000:.2f} ms | {per/ours:.1f}× | {wall:.2f} s | {hs} | {reqs} |")
         if err:
             print(f"\nnote: {name}: {err[0]}")
+        if not ok:
+            FAILED.append(f"{name}: not every identification completed")
     sys.stdout.flush()
 
 
@@ -264,6 +268,10 @@ def detection_latency():
     final = {o["personalNumberMasked"][:6]: o["finalUnixMs"] for o in sim.get("orders")["orders"] if o.get("finalUnixMs")}
     sim.stop()
     lat = [seen[k] - final[k] for k in seen if k in final and seen[k] > 0]
+    if len(lat) != m:
+        FAILED.append(f"detection latency: only {len(lat)} of {m} orders were seen complete")
+    if not lat:
+        raise SystemExit("detection latency: no order was seen complete")
     print(f"\n## 4. Detection latency: simulator completes the order → bankid_poll reports it ({m} orders, collect every 2 s, completion at random moments 3–7 s after start)\n")
     print("| orders detected | median | p99 | max | min |")
     print("|---|---|---|---|---|")
@@ -277,6 +285,9 @@ def main():
         detection_latency()
     finally:
         shutil.rmtree(CERTS, ignore_errors=True)
+    if FAILED:
+        print("\nbench: did not run completely:\n  " + "\n  ".join(FAILED), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
