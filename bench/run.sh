@@ -21,7 +21,7 @@ simout=$(mktemp)
 # --speed 10: every order stays pending for 80 s, far longer than a measurement.
 "$rel/bankid-sim" --certs "$certs" --speed 10 >"$simout" 2>"$certs/sim.log" &
 sim=$!
-trap 'kill $sim 2>/dev/null; wait $sim 2>/dev/null; rm -rf "$certs" "$simout"' EXIT
+trap 'kill $sim 2>/dev/null || true; wait $sim 2>/dev/null || true; rm -rf "$certs" "$simout"' EXIT
 for _ in $(seq 100); do [ -s "$simout" ] && break; sleep 0.1; done
 url=$(head -n 1 "$simout"); url=${url#listening }
 cat >"$certs/bankid.toml" <<TOML
