@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks against bankid-sim on 127.0.0.1 over mutual TLS. Prints a table.
-#   bash bench/run.sh            # full (about 5 minutes)
+#   bash bench/run.sh            # full (about 4 minutes after the release build)
 #   bash bench/run.sh --quick    # reduced (CI): small sizes, same code paths
 # 1. bankid_poll latency from C (here); 2. concurrent orders, 3. cost per identification against
 # curl, pybankid and the npm `bankid` package, 4. detection latency (bench/bench.py).
