@@ -13,9 +13,14 @@ struct Running {
 }
 
 fn run_agent(dir: &std::path::Path) -> Running {
+    run_agent_with(dir, &[])
+}
+
+fn run_agent_with(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
         .args(["--listen", "127.0.0.1:0", "--accounts"])
         .arg(dir.join("agents.toml"))
+        .args(extra)
         .env_remove("BANKID_PRESET")
         .env_remove("BANKID_URL")
         .env("BANKID_SIM_SPEED", "0.05")
@@ -196,6 +201,117 @@ async fn first_run_prints_a_login_and_runs_on_the_embedded_simulator_without_log
     stop(again);
     let stored = std::fs::read_to_string(dir.join("agents.toml")).unwrap();
     assert!(stored.contains("$argon2id$") && !stored.contains(password));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn first_login(run: &Running) -> (String, String) {
+    let line = run
+        .stdout
+        .iter()
+        .find(|l| l.contains("password:"))
+        .unwrap_or_else(|| panic!("no first account printed: {:?}", run.stdout));
+    let word = |after: &str| {
+        line.split(after)
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    (word("user name: "), word("password: "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_bankid_configured_it_identifies_through_that_bankid_and_shows_no_simulator() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-cfg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A separate BankID (the simulator as a server of its own), reached only through --config.
+    let sim = bankid_sim::Simulator::start(bankid_sim::SimConfig {
+        speed: 0.05,
+        certs_dir: Some(dir.join("pki")),
+        ..Default::default()
+    })
+    .unwrap();
+    let config = dir.join("bankid.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{}\"\nca_file = \"pki/ca.pem\"\ncert_file = \"pki/client.pem\"\nkey_file = \"pki/client.key\"\n",
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    let run = run_agent_with(&dir, &["--config".as_ref(), config.as_os_str()]);
+    let all = run.stdout.join("\n");
+    assert!(
+        all.contains(&format!("BankID: {}", sim.base_url())),
+        "{all}"
+    );
+    assert!(!all.contains("simulat"), "{all}");
+    let (user, password) = first_login(&run);
+
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let base = run.url.clone();
+    let session: Value = http
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["loggedIn"], true, "{session}");
+    assert_eq!(session["simulated"], false, "no banner: {session}");
+    assert!(session["testPersons"].is_null(), "{session}");
+    let csrf = session["csrf"].as_str().unwrap().to_string();
+
+    let (status, order) = post(
+        &http,
+        &format!("{base}/api/identify"),
+        &csrf,
+        json!({"personalNumber": "19850312-1116", "callInitiator": "RP"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().unwrap().to_string();
+    let until = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let o: Value = http
+            .get(format!("{base}/api/orders/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if o["state"] != "pending" || Instant::now() > until {
+            break o;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["state"], "complete", "{done}");
+    assert_eq!(done["person"]["name"], "Anna Lindqvist");
+    stop(run);
+
+    // The order was made at the configured BankID, as a phone order started by us.
+    let orders = sim.orders();
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    let o = &orders[0];
+    assert_eq!(
+        serde_json::to_value(o.endpoint).unwrap(),
+        json!("phone/auth")
+    );
+    assert_eq!(o.personal_number_masked.as_deref(), Some("850312-XXXX"));
+    assert_eq!(o.call_initiator.as_deref(), Some("RP"));
+    assert_eq!(o.status, "complete");
+    assert!(o.final_collected);
+    sim.shutdown();
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
