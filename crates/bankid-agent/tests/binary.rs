@@ -82,6 +82,55 @@ async fn post(http: &reqwest::Client, url: &str, csrf: &str, body: Value) -> (u1
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
+fn first_login(run: &Running) -> (String, String) {
+    let line = run
+        .stdout
+        .iter()
+        .find(|l| l.contains("password:"))
+        .unwrap_or_else(|| panic!("no first account printed: {:?}", run.stdout));
+    let word = |after: &str| {
+        line.split(after)
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    (word("user name: "), word("password: "))
+}
+
+/// Logs in with a cookie-keeping client; the session answer (with its CSRF token).
+async fn login(http: &reqwest::Client, base: &str, user: &str, password: &str) -> Value {
+    http.post(format!("{base}/api/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls an order as the page does until it is no longer pending (or 20 s have passed).
+async fn wait_final(http: &reqwest::Client, base: &str, id: &str) -> Value {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o: Value = http
+            .get(format!("{base}/api/orders/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if o["state"] != "pending" || Instant::now() > until {
+            return o;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_prints_a_login_and_runs_on_the_embedded_simulator_without_logging_numbers() {
     let dir = std::env::temp_dir().join(format!("agent-bin-{}", std::process::id()));
@@ -90,26 +139,7 @@ async fn first_run_prints_a_login_and_runs_on_the_embedded_simulator_without_log
     let run = run_agent(&dir);
     let all = run.stdout.join("\n");
     assert!(all.contains("embedded simulator"), "{all}");
-    let creds = run
-        .stdout
-        .iter()
-        .find(|l| l.contains("password:"))
-        .unwrap_or_else(|| panic!("no first account printed: {all}"))
-        .clone();
-    let user = creds
-        .split("user name: ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
-    let password = creds
-        .split("password: ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
+    let (user, password) = first_login(&run);
     assert!(password.len() >= 16);
 
     let http = reqwest::Client::builder()
@@ -126,15 +156,7 @@ async fn first_run_prints_a_login_and_runs_on_the_embedded_simulator_without_log
         .await
         .unwrap();
     assert!(page.contains("Identifiera"));
-    let session: Value = http
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = login(&http, &base, &user, &password).await;
     assert_eq!(session["loggedIn"], true, "{session}");
     assert_eq!(session["simulated"], true);
     let csrf = session["csrf"].as_str().unwrap().to_string();
@@ -147,22 +169,7 @@ async fn first_run_prints_a_login_and_runs_on_the_embedded_simulator_without_log
     )
     .await;
     assert_eq!(status, 201, "{order}");
-    let id = order["id"].as_str().unwrap().to_string();
-    let until = Instant::now() + Duration::from_secs(20);
-    let done = loop {
-        let o: Value = http
-            .get(format!("{base}/api/orders/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if o["state"] != "pending" || Instant::now() > until {
-            break o;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let done = wait_final(&http, &base, order["id"].as_str().unwrap()).await;
     assert_eq!(done["state"], "complete", "{done}");
     assert_eq!(done["person"]["name"], "Anna Lindqvist");
     let (status, _) = post(
@@ -191,7 +198,7 @@ async fn first_run_prints_a_login_and_runs_on_the_embedded_simulator_without_log
     ] {
         assert!(!log.contains(whole), "{whole} in the log:\n{log}");
     }
-    assert!(!log.contains(password), "the password is not logged");
+    assert!(!log.contains(&password), "the password is not logged");
 
     // A second run keeps the account and creates none.
     let again = run_agent(&dir);
@@ -200,26 +207,8 @@ async fn first_run_prints_a_login_and_runs_on_the_embedded_simulator_without_log
     assert!(!all.contains("password:"));
     stop(again);
     let stored = std::fs::read_to_string(dir.join("agents.toml")).unwrap();
-    assert!(stored.contains("$argon2id$") && !stored.contains(password));
+    assert!(stored.contains("$argon2id$") && !stored.contains(&password));
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn first_login(run: &Running) -> (String, String) {
-    let line = run
-        .stdout
-        .iter()
-        .find(|l| l.contains("password:"))
-        .unwrap_or_else(|| panic!("no first account printed: {:?}", run.stdout));
-    let word = |after: &str| {
-        line.split(after)
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    (word("user name: "), word("password: "))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,15 +246,7 @@ async fn with_bankid_configured_it_identifies_through_that_bankid_and_shows_no_s
         .build()
         .unwrap();
     let base = run.url.clone();
-    let session: Value = http
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = login(&http, &base, &user, &password).await;
     assert_eq!(session["loggedIn"], true, "{session}");
     assert_eq!(session["simulated"], false, "no banner: {session}");
     assert!(session["testPersons"].is_null(), "{session}");
@@ -279,22 +260,7 @@ async fn with_bankid_configured_it_identifies_through_that_bankid_and_shows_no_s
     )
     .await;
     assert_eq!(status, 201, "{order}");
-    let id = order["id"].as_str().unwrap().to_string();
-    let until = Instant::now() + Duration::from_secs(20);
-    let done = loop {
-        let o: Value = http
-            .get(format!("{base}/api/orders/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if o["state"] != "pending" || Instant::now() > until {
-            break o;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let done = wait_final(&http, &base, order["id"].as_str().unwrap()).await;
     assert_eq!(done["state"], "complete", "{done}");
     assert_eq!(done["person"]["name"], "Anna Lindqvist");
     stop(run);
