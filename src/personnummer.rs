@@ -122,6 +122,29 @@ fn luhn_check_digit(nine: &[u8]) -> u8 {
     ((10 - sum % 10) % 10) as u8
 }
 
+/// The birth year of a 10-digit number with year `yy`, month `mm` and day `dd` (coordination
+/// numbers: + 60), as the separator says on `today`:
+/// - `+`: the person has turned, or turns this year, 100 — the latest year ending in `yy` that
+///   is at least 100 years before this one (on 2026-11-26, `261231+` is 1926-12-31);
+/// - `-`: younger — the latest year ending in `yy` whose date is not in the future (and if even
+///   this year's is, a century earlier: the form a person born later this year cannot have).
+fn century_for(yy: u32, mm: u32, dd: u32, plus: bool, today: Date) -> u32 {
+    let (ty, tm, td) = today;
+    // The latest year ≤ `y` that ends in `yy` (the distance is taken mod 100).
+    // (0 when there is none: validation then rejects the year.)
+    let latest_at_most = |y: u32| y.checked_sub((y + 100 - yy % 100) % 100).unwrap_or(0);
+    if plus {
+        return latest_at_most(ty.saturating_sub(100));
+    }
+    let day = if dd > 60 { dd - 60 } else { dd };
+    let year = latest_at_most(ty);
+    if (year, mm, day) > (ty, tm, td) {
+        year.saturating_sub(100)
+    } else {
+        year
+    }
+}
+
 fn num(d: &[u8]) -> u32 {
     d.iter().fold(0, |a, &x| a * 10 + u32::from(x))
 }
@@ -162,19 +185,13 @@ impl Personnummer {
         let full: Vec<u8> = if digits.len() == 12 {
             digits
         } else {
-            let yy = num(&digits[0..2]);
-            let (ty, tm, td) = today;
-            let mut year = (ty / 100) * 100 + yy;
-            let mut day = num(&digits[4..6]);
-            if day > 60 {
-                day -= 60;
-            }
-            if (year, num(&digits[2..4]), day) > (ty, tm, td) {
-                year -= 100;
-            }
-            if matches!(sep, Some((_, '+'))) {
-                year -= 100;
-            }
+            let year = century_for(
+                num(&digits[0..2]),
+                num(&digits[2..4]),
+                num(&digits[4..6]),
+                matches!(sep, Some((_, '+'))),
+                today,
+            );
             let mut v: Vec<u8> = vec![(year / 1000) as u8, (year / 100 % 10) as u8];
             v.extend_from_slice(&digits);
             v
@@ -233,9 +250,14 @@ impl Personnummer {
 
     /// `YYMMDD-NNNN` (`+` from the year the person turns 100), the form agents see.
     pub fn display(&self) -> String {
+        self.display_at(today())
+    }
+
+    /// As [`Personnummer::display`] on a given day (for tests and reproducible tools).
+    pub fn display_at(&self, today: Date) -> String {
         let s = self.as_str12();
         let (y, _, _) = self.birth_date();
-        let sep = if today().0 >= y + 100 { '+' } else { '-' };
+        let sep = if today.0 >= y + 100 { '+' } else { '-' };
         format!("{}{sep}{}", &s[2..8], &s[8..12])
     }
 
@@ -406,5 +428,66 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_417), (2025, 11, 25));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn plus_means_the_person_has_turned_or_turns_100_this_year() {
+        let today = (2026, 11, 26);
+        let with_check = |nine: &str, sep: char| {
+            let d: Vec<u8> = nine.bytes().map(|b| b - b'0').collect();
+            format!("{}{sep}{}{}", &nine[..6], &nine[6..], luhn_check_digit(&d))
+        };
+        // Turns 100 later this year.
+        let p = Personnummer::parse_at(&with_check("261231123", '+'), today).unwrap();
+        assert_eq!(p.birth_date(), (1926, 12, 31));
+        assert_eq!(p.display_at(today), with_check("261231123", '+'));
+        // Turned 100 earlier this year.
+        let p = Personnummer::parse_at(&with_check("260101123", '+'), today).unwrap();
+        assert_eq!(p.birth_date(), (1926, 1, 1));
+        // 1927 turns 100 next year: with '+' that is 1827 (127 years old next year).
+        let p = Personnummer::parse_at(&with_check("270101123", '+'), today).unwrap();
+        assert_eq!(p.birth_date(), (1827, 1, 1));
+        // The same digits with '-' are this century's or last, never 1826.
+        let p = Personnummer::parse_at(&with_check("260101123", '-'), today).unwrap();
+        assert_eq!(p.birth_date(), (2026, 1, 1));
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// A day from 1900-01-01 to 2199-12-31, as (days since 1970).
+        fn day() -> impl Strategy<Value = i64> {
+            -25_567i64..83_265
+        }
+
+        proptest! {
+            #[test]
+            fn display_then_parse_gives_the_same_number(
+                birth in day(), age_days in 0i64..(199 * 365), nnn in 0u32..1000, coord: bool,
+            ) {
+                let today = civil_from_days(birth + age_days);
+                let (y, m, d) = civil_from_days(birth);
+                let nine = format!("{:02}{m:02}{:02}{nnn:03}", y % 100, d + if coord { 60 } else { 0 });
+                let digits: Vec<u8> = nine.bytes().map(|b| b - b'0').collect();
+                let twelve = format!("{}{nine}{}", y / 100, luhn_check_digit(&digits));
+                let p = Personnummer::parse_at(&twelve, today).unwrap();
+                prop_assert_eq!(p.birth_date(), (y, m, d));
+                let shown = p.display_at(today);
+                prop_assert_eq!(Personnummer::parse_at(&shown, today), Ok(p.clone()), "{} on {:?}", shown, today);
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(s in "\\PC{0,40}", t in day()) {
+                let _ = Personnummer::parse_at(&s, civil_from_days(t));
+                let _ = Personnummer::parse_dtmf(&s);
+                let _ = mask_str(&s);
+            }
+
+            #[test]
+            fn digit_strings_never_panic(s in "[0-9+\\- ]{0,16}", t in -800_000i64..800_000) {
+                let _ = Personnummer::parse_at(&s, civil_from_days(t));
+            }
+        }
     }
 }
