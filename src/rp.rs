@@ -179,17 +179,28 @@ pub struct OrderResponse {
     pub auto_start_token: Option<String>,
 }
 
-/// `completionData.user`.
+/// A field BankID may send as `null` or leave out: both read as the type's default, so an
+/// optional field set to `null` never fails a whole completed identification.
+fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `completionData.user`. Untrusted like every field of every answer: `personal_number` is
+/// compared with the number asked for, never sliced.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct User {
     /// 12 digits. Personal data.
+    #[serde(deserialize_with = "nullable")]
     pub personal_number: String,
     /// Full name.
+    #[serde(deserialize_with = "nullable")]
     pub name: String,
     /// Given name.
+    #[serde(deserialize_with = "nullable")]
     pub given_name: String,
     /// Surname.
+    #[serde(deserialize_with = "nullable")]
     pub surname: String,
 }
 
@@ -198,6 +209,7 @@ pub struct User {
 #[serde(rename_all = "camelCase", default)]
 pub struct Device {
     /// The IP address BankID saw.
+    #[serde(deserialize_with = "nullable")]
     pub ip_address: String,
     /// Unique hardware identifier.
     pub uhi: Option<String>,
@@ -208,14 +220,19 @@ pub struct Device {
 #[serde(rename_all = "camelCase", default)]
 pub struct CompletionData {
     /// Who identified.
+    #[serde(deserialize_with = "nullable")]
     pub user: User,
     /// Their device.
+    #[serde(deserialize_with = "nullable")]
     pub device: Device,
-    /// `YYYY-MM-DD`, maybe with a zone suffix.
+    /// `YYYY-MM-DD`, maybe with a zone suffix (`2023-11-29Z`); kept as BankID sent it.
+    #[serde(deserialize_with = "nullable")]
     pub bank_id_issue_date: String,
     /// Base64 XML-DSig.
+    #[serde(deserialize_with = "nullable")]
     pub signature: String,
     /// Base64 DER.
+    #[serde(deserialize_with = "nullable")]
     pub ocsp_response: String,
     /// `stepUp.mrtd` when an ID document was checked.
     pub step_up: Option<serde_json::Value>,
@@ -278,7 +295,21 @@ impl RpError {
         }
     }
 
-    /// 503 `maintenance` and 429 `tooManyRequests`: retry with backoff.
+    /// BankID's own JSON `maintenance` / `tooManyRequests`: the request was refused before
+    /// anything was created, so even a start may be sent again.
+    pub fn is_bankid_overload(&self) -> bool {
+        matches!(
+            self,
+            RpError::Api {
+                code: ErrorCode::Maintenance | ErrorCode::TooManyRequests,
+                ..
+            }
+        )
+    }
+
+    /// 503 `maintenance` and 429 `tooManyRequests`, also as a bare HTTP 503/429 from something
+    /// in between: a collect may be retried with backoff. A start only on
+    /// [`RpError::is_bankid_overload`].
     pub fn is_retryable_overload(&self) -> bool {
         matches!(
             self,
@@ -333,6 +364,23 @@ fn transport_error(e: &reqwest::Error) -> RpError {
         message,
         timed_out: e.is_timeout(),
     }
+}
+
+/// The largest answer read from BankID. A complete collect with its signature and OCSP
+/// response is a few tens of KiB; anything beyond this is not BankID talking.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, RpError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&e))? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(RpError::Decode(format!(
+                "the answer is larger than {MAX_RESPONSE_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// An RP API client: one connection pool, shared by every order.
@@ -400,6 +448,7 @@ impl RpClient {
             .await
             .map_err(|e| transport_error(&e))?;
         let status = resp.status().as_u16();
+        // Seconds, as sent; the engine clamps every wait to its own poll interval and deadline.
         let retry_after = ["ratelimit-reset", "retry-after"]
             .iter()
             .find_map(|h| {
@@ -412,7 +461,7 @@ impl RpClient {
                     .ok()
             })
             .map(Duration::from_secs);
-        let bytes = resp.bytes().await.map_err(|e| transport_error(&e))?;
+        let bytes = read_bounded(resp).await?;
         if status == 200 {
             return serde_json::from_slice(&bytes).map_err(|e| RpError::Decode(e.to_string()));
         }
@@ -470,6 +519,49 @@ mod tests {
         assert_eq!(r.hint_code, Some(HintCode::UserCallConfirm));
         assert_eq!(ErrorCode::from("maintenance"), ErrorCode::Maintenance);
         assert_eq!(ErrorCode::from("nope").as_str(), "nope");
+    }
+
+    #[test]
+    fn null_optional_fields_still_make_a_complete_answer() {
+        let r: CollectResponse = serde_json::from_str(
+            r#"{"orderRef":"a","status":"complete","completionData":{
+                "user":{"personalNumber":"198503121116","name":"Anna","givenName":null,"surname":null},
+                "device":{"ipAddress":null,"uhi":null},"bankIdIssueDate":"2023-11-29Z",
+                "stepUp":null,"signature":"c2ln","ocspResponse":null,"risk":null}}"#,
+        )
+        .unwrap();
+        let c = r.completion_data.unwrap();
+        assert_eq!(c.user.personal_number, "198503121116");
+        assert_eq!(c.user.given_name, "");
+        assert_eq!(c.device.uhi, None);
+        assert_eq!(c.bank_id_issue_date, "2023-11-29Z");
+        let r: CollectResponse = serde_json::from_str(
+            r#"{"orderRef":"a","status":"complete","completionData":{"user":null,"device":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.completion_data.unwrap().user.personal_number, "");
+    }
+
+    #[test]
+    fn only_bankids_own_overload_answers_may_repeat_a_start() {
+        let api = |code: &str| RpError::Api {
+            status: 503,
+            code: ErrorCode::from(code),
+            details: String::new(),
+            retry_after: None,
+        };
+        assert!(api("maintenance").is_bankid_overload());
+        assert!(api("tooManyRequests").is_bankid_overload());
+        assert!(!api("internalError").is_bankid_overload());
+        let proxy = RpError::Http { status: 503 };
+        assert!(
+            !proxy.is_bankid_overload(),
+            "an HTML 503 may have been forwarded"
+        );
+        assert!(
+            proxy.is_retryable_overload(),
+            "a collect may still be retried"
+        );
     }
 
     #[test]
