@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::messages::Language;
+use crate::order::handles::MAX_SLOTS;
+use crate::order::LimitSettings;
 use crate::rp::CallInitiator;
 use crate::tls::{self, ClientIdentity};
 
@@ -127,6 +129,8 @@ pub struct Config {
     /// At most this many requests to BankID in flight, and so TLS connections open: a burst of
     /// starts queues briefly instead of opening a connection per order.
     pub max_connections: usize,
+    /// Anti-vishing limits (declined-call block, orders per number and per caller ID).
+    pub limits: LimitSettings,
 }
 
 /// Default success text, exactly what agents see today.
@@ -156,7 +160,13 @@ const KEYS: &[&str] = &[
     "worker_threads",
     "max_orders",
     "max_connections",
+    "declined_block_min",
+    "max_orders_per_number_per_hour",
+    "max_orders_per_caller_per_hour",
 ];
+
+/// Keys whose values are secrets: never quoted in any message.
+const SECRET_KEYS: &[&str] = &["key_password", "p12_password"];
 
 impl Config {
     /// A configuration for a custom endpoint (e.g. the simulator) with defaults elsewhere.
@@ -179,6 +189,7 @@ impl Config {
             worker_threads: 2,
             max_orders: 100_000,
             max_connections: 256,
+            limits: LimitSettings::default(),
         }
     }
 
@@ -211,7 +222,7 @@ impl Config {
             .map_err(|e| ConfigError(format!("configuration file {}: {e}", path.display())))?;
         let table: toml::Table = text
             .parse()
-            .map_err(|e| ConfigError(format!("configuration file {}: {e}", path.display())))?;
+            .map_err(|e| ConfigError(toml_error(path, &text, &e)))?;
         let mut map = HashMap::new();
         for (k, v) in table {
             if !KEYS.contains(&k.as_str()) {
@@ -344,12 +355,15 @@ impl Config {
                     .map_err(|_| bad(k, &format!("{v:?} is not a whole number")))
             })
         };
-        let custom = matches!(endpoint, Endpoint::Custom { .. });
+        // Faster than once a second only against a server on this machine (a simulator):
+        // anything else may be BankID behind another name.
+        let local = matches!(&endpoint, Endpoint::Custom { url, .. } if is_loopback_url(url));
         let poll_ms = number("poll_interval_ms", 2000)?;
-        if poll_ms < 1000 && !custom {
+        if poll_ms < 1000 && !local {
             return Err(bad(
                 "poll_interval_ms",
-                "BankID must not be collected more often than once a second",
+                "BankID must not be collected more often than once a second \
+                 (faster is allowed only for a url on this machine's loopback)",
             ));
         }
         if poll_ms == 0 {
@@ -363,8 +377,20 @@ impl Config {
         cfg.connect_timeout = Duration::from_millis(number("connect_timeout_ms", 5_000)?.max(1));
         cfg.result_ttl = Duration::from_secs(number("result_ttl_s", 600)?.max(1));
         cfg.worker_threads = number("worker_threads", 2)?.clamp(1, 64) as usize;
-        cfg.max_orders = number("max_orders", 100_000)?.max(1) as usize;
+        cfg.max_orders = number("max_orders", 100_000)?.clamp(1, MAX_SLOTS as u64) as usize;
         cfg.max_connections = number("max_connections", 256)?.clamp(1, 4096) as usize;
+        let defaults = LimitSettings::default();
+        cfg.limits = LimitSettings {
+            declined_block: Duration::from_secs(
+                number("declined_block_min", defaults.declined_block.as_secs() / 60)?
+                    .min(7 * 24 * 60)
+                    * 60,
+            ),
+            per_number: number("max_orders_per_number_per_hour", defaults.per_number.into())?
+                .min(u32::MAX.into()) as u32,
+            per_caller: number("max_orders_per_caller_per_hour", defaults.per_caller.into())?
+                .min(u32::MAX.into()) as u32,
+        };
         if let Some(v) = get("call_initiator") {
             cfg.call_initiator = CallInitiator::parse(v)
                 .ok_or_else(|| bad("call_initiator", "must be user or RP"))?;
@@ -415,6 +441,60 @@ impl Config {
         };
         Ok(tls::client_config(roots, identity)?)
     }
+}
+
+/// Whether `url`'s host is on this machine's loopback (`localhost`, 127.0.0.0/8, `[::1]`).
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.strip_prefix("https://").unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A TOML syntax error as file, line, column, key and reason — never the offending text: the
+/// parser's own message quotes the line, which may hold a password.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let mut msg = format!("configuration file {}", path.display());
+    if let Some(span) = e.span() {
+        let before = text.get(..span.start.min(text.len())).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        msg.push_str(&format!(", line {line}, column {column}"));
+        let line_text = text.lines().nth(line - 1).unwrap_or("");
+        if let Some((key, _)) = line_text.split_once('=') {
+            let key = key.trim().trim_matches('"');
+            let plain = !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+            if plain {
+                msg.push_str(&format!(" (key {key})"));
+            }
+        }
+    }
+    // The parser's reason is its first line; it may still quote a value, so any line that
+    // holds a secret key's value is checked and, if quoted, left out.
+    let reason = e.message().lines().next().unwrap_or("").trim();
+    let leaks = SECRET_KEYS.iter().any(|k| {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with(k))
+            .filter_map(|l| l.split_once('=').map(|(_, v)| v.trim().trim_matches('"')))
+            .any(|v| !v.is_empty() && reason.contains(v))
+    });
+    if leaks || reason.is_empty() {
+        msg.push_str(": not valid TOML");
+    } else {
+        msg.push_str(&format!(": {reason}"));
+    }
+    msg
 }
 
 #[cfg(test)]
@@ -486,5 +566,99 @@ mod tests {
         );
         // Debug never shows the password.
         assert!(!format!("{cfg:?}").contains("\"p\""));
+    }
+
+    #[test]
+    fn toml_errors_name_line_and_key_but_never_a_secret() {
+        let dir = std::env::temp_dir().join(format!("bankid-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bankid.toml");
+        let cases = [
+            (
+                "preset = \"test\"\np12_file = \"x.p12\"\np12_password = \"s3cr3t\\q\"\n",
+                3,
+                "p12_password",
+            ),
+            (
+                "preset = \"test\"\np12_password = \"s3cr3t\"\np12_password = \"s3cr3t\"\n",
+                3,
+                "p12_password",
+            ),
+            (
+                "key_password = \"s3cr3t\nurl = \"https://x/\"\n",
+                1,
+                "key_password",
+            ),
+            ("key_password = s3cr3t\n", 1, "key_password"),
+        ];
+        for (text, line, key) in cases {
+            std::fs::write(&file, text).unwrap();
+            let e = Config::from_file(&file).unwrap_err().0;
+            assert!(!e.contains("s3cr3t"), "the password leaked: {e}");
+            assert!(e.contains(&file.display().to_string()), "{e}");
+            assert!(e.contains(&format!("line {line}, column")), "{e}");
+            assert!(e.contains(&format!("(key {key})")), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn fast_collects_only_against_a_server_on_this_machine() {
+        let with = |url: &str| {
+            Config::from_map(
+                &map(&[
+                    ("url", url),
+                    ("ca_file", "ca.pem"),
+                    ("cert_file", "c"),
+                    ("key_file", "k"),
+                    ("poll_interval_ms", "20"),
+                ]),
+                env_name,
+            )
+        };
+        for url in [
+            "https://127.0.0.1:8443/rp/v6.0/",
+            "https://127.0.0.2/rp/v6.0/",
+            "https://localhost:1/rp/v6.0/",
+            "https://[::1]:9/rp/v6.0/",
+        ] {
+            assert!(with(url).is_ok(), "{url}");
+        }
+        for url in [
+            "https://bankid.example.com/rp/v6.0/",
+            "https://10.0.0.5:8443/rp/v6.0/",
+            "https://127.0.0.1.example.com/rp/v6.0/",
+            "https://localhost@evil.example/rp/v6.0/",
+        ] {
+            let e = with(url).unwrap_err();
+            assert!(e.0.contains("once a second"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_readme_lists_exactly_the_keys_the_loader_accepts() {
+        let readme = include_str!("../README.md");
+        let table: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| key (file) |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let mut listed: Vec<String> = table
+            .iter()
+            .flat_map(|row| {
+                let first = row.split('|').nth(1).unwrap_or("");
+                first
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        listed.sort();
+        let mut keys: Vec<String> = KEYS.iter().map(|k| k.to_string()).collect();
+        keys.sort();
+        assert_eq!(listed, keys, "README configuration table vs KEYS");
     }
 }

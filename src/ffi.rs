@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::config::Config;
 use crate::messages::Language;
-use crate::order::{Engine, Error, StartOptions, State};
+use crate::order::{Engine, Error, Refusal, StartOptions, State};
 use crate::personnummer::Personnummer;
 use crate::rp::CallInitiator;
 
@@ -49,6 +49,12 @@ pub enum bankid_status {
     BANKID_INTERNAL = 12,
     /// The configured maximum number of orders is held; release some.
     BANKID_TOO_MANY_ORDERS = 13,
+    /// Refused before reaching BankID: this personal number declined a BankID call recently
+    /// (a possible fraud attempt; `declined_block_min`). Take the block's *failed* exit.
+    BANKID_DECLINED_RECENTLY = 14,
+    /// Refused before reaching BankID: too many orders for this personal number or this caller
+    /// ID in the last hour (`max_orders_per_number_per_hour`, `max_orders_per_caller_per_hour`).
+    BANKID_RATE_LIMITED = 15,
 }
 
 use bankid_status::*;
@@ -121,6 +127,9 @@ fn engine_error(e: Error) -> bankid_status {
         Error::TooManyOrders => BANKID_TOO_MANY_ORDERS,
         Error::InvalidArgument(_) => BANKID_INVALID_ARGUMENT,
         Error::Runtime(_) => BANKID_INTERNAL,
+        Error::ShutDown => BANKID_NOT_INITIALIZED,
+        Error::Refused(Refusal::DeclinedRecently { .. }) => BANKID_DECLINED_RECENTLY,
+        Error::Refused(_) => BANKID_RATE_LIMITED,
     };
     fail(status, e.to_string())
 }
@@ -247,16 +256,108 @@ pub unsafe extern "C" fn bankid_init(config_path: *const c_char) -> bankid_statu
     })
 }
 
-/// Shuts the library down: pending orders are cancelled at BankID (waiting at most 2 s), every
-/// handle turns invalid, and `bankid_init` may be called again. A no-op when not initialised.
-/// Blocks up to 2 s; call it from one thread when the host unloads.
+/// Shuts the library down: pending orders are cancelled at BankID, and it returns once those
+/// cancels are sent (at most about 5 s) and the library's threads have stopped, so the host may
+/// `dlclose` it afterwards. Every handle turns stale (handles are never reused, also not by a
+/// later `bankid_init`). A call on another thread meanwhile gets `BANKID_NOT_INITIALIZED` or
+/// completes normally; none waits longer than the shutdown. A no-op when not initialised.
 #[no_mangle]
 pub extern "C" fn bankid_shutdown() -> bankid_status {
     guard!({
         let engine = ENGINE.write().unwrap_or_else(|e| e.into_inner()).take();
-        drop(engine);
+        if let Some(engine) = engine {
+            engine.shutdown();
+        }
         BANKID_OK
     })
+}
+
+/// Options for `bankid_start_with`. Fill it with `bankid_start_options_init` first, then set
+/// what you need: fields are only ever appended, and `struct_size` tells the library which
+/// ones your program knows, so a program built against an older header keeps working.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct bankid_start_options {
+    /// `sizeof(bankid_start_options)` as the caller was compiled (set by the init function).
+    pub struct_size: u32,
+    /// A `bankid_call_initiator` value; default `BANKID_CALL_INITIATOR_DEFAULT`.
+    pub call_initiator: u32,
+    /// The personal number, as for `bankid_start`. Required.
+    pub personal_number: *const c_char,
+    /// The call's caller ID (e.g. Asterisk's `CALLERID(num)`), or NULL: at most
+    /// `max_orders_per_caller_per_hour` orders per caller ID. Not sent to BankID.
+    pub caller_id: *const c_char,
+}
+
+/// Fills `*opts` with the defaults of this library version (`struct_size` set, every pointer
+/// NULL, `call_initiator` default). Never fails for a non-NULL `opts`.
+///
+/// # Safety
+/// `opts` must be NULL or writable for `sizeof(bankid_start_options)`.
+#[no_mangle]
+pub unsafe extern "C" fn bankid_start_options_init(
+    opts: *mut bankid_start_options,
+) -> bankid_status {
+    guard!({
+        if opts.is_null() {
+            return fail(BANKID_NULL_POINTER, "opts is NULL");
+        }
+        // SAFETY: checked non-NULL; the caller promises room for the struct.
+        unsafe {
+            opts.write(bankid_start_options {
+                struct_size: std::mem::size_of::<bankid_start_options>() as u32,
+                call_initiator: bankid_call_initiator::BANKID_CALL_INITIATOR_DEFAULT as u32,
+                personal_number: std::ptr::null(),
+                caller_id: std::ptr::null(),
+            })
+        };
+        BANKID_OK
+    })
+}
+
+fn start(
+    personal_number: &str,
+    call_initiator: u32,
+    caller_id: Option<&str>,
+    order_out: *mut bankid_order,
+) -> bankid_status {
+    let initiator = match call_initiator {
+        0 => None,
+        1 => Some(CallInitiator::User),
+        2 => Some(CallInitiator::Rp),
+        other => {
+            return fail(
+                BANKID_INVALID_ARGUMENT,
+                format!("call_initiator {other} is not 0, 1 or 2"),
+            )
+        }
+    };
+    let pnr = match Personnummer::parse(personal_number) {
+        Ok(p) => p,
+        Err(e) => {
+            return fail(
+                BANKID_INVALID_PERSONAL_NUMBER,
+                format!("invalid personal number: {e}"),
+            )
+        }
+    };
+    let engine = match engine() {
+        Ok(e) => e,
+        Err(st) => return st,
+    };
+    let opts = StartOptions {
+        call_initiator: initiator,
+        caller_id: caller_id.map(str::to_string),
+        ..Default::default()
+    };
+    match engine.start(&pnr, opts) {
+        Ok(id) => {
+            // SAFETY: the callers checked it non-NULL.
+            unsafe { *order_out = id };
+            BANKID_OK
+        }
+        Err(e) => engine_error(e),
+    }
 }
 
 /// Starts a phone identification of `personal_number` (12 digits from DTMF, or 10/12 digits
@@ -264,8 +365,9 @@ pub extern "C" fn bankid_shutdown() -> bankid_status {
 /// BankID and the polling run in the background. Never blocks on the network.
 ///
 /// `call_initiator`: a `bankid_call_initiator` value. On success `*order_out` receives a handle
-/// that stays valid until `bankid_release`. `BANKID_INVALID_PERSONAL_NUMBER` when malformed
-/// (nothing is sent to BankID). Thread-safe.
+/// that stays valid until `bankid_release`. `BANKID_INVALID_PERSONAL_NUMBER` when malformed,
+/// `BANKID_DECLINED_RECENTLY` / `BANKID_RATE_LIMITED` when an anti-vishing limit refuses it
+/// (nothing is sent to BankID in those cases). Thread-safe.
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
@@ -281,48 +383,58 @@ pub unsafe extern "C" fn bankid_start(
             return fail(BANKID_NULL_POINTER, "order_out is NULL");
         }
         // SAFETY: caller promises a C string or NULL.
-        let s = match unsafe { c_str(personal_number, "personal_number") } {
+        match unsafe { c_str(personal_number, "personal_number") } {
+            Ok(s) => start(s, call_initiator, None, order_out),
+            Err(st) => st,
+        }
+    })
+}
+
+/// Like `bankid_start`, with options (`bankid_start_options_init` first). `BANKID_INVALID_ARGUMENT`
+/// when `opts->struct_size` is smaller than the first version of the struct.
+///
+/// # Safety
+/// `opts` must be NULL or point to a struct of at least `opts->struct_size` bytes whose strings
+/// are NULL or NUL-terminated; `order_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn bankid_start_with(
+    opts: *const bankid_start_options,
+    order_out: *mut bankid_order,
+) -> bankid_status {
+    guard!({
+        if opts.is_null() {
+            return fail(BANKID_NULL_POINTER, "opts is NULL");
+        }
+        if order_out.is_null() {
+            return fail(BANKID_NULL_POINTER, "order_out is NULL");
+        }
+        // SAFETY: checked non-NULL; struct_size is the first field of every version.
+        let size = unsafe { std::ptr::addr_of!((*opts).struct_size).read_unaligned() } as usize;
+        let full = std::mem::size_of::<bankid_start_options>();
+        if size < full {
+            return fail(
+                BANKID_INVALID_ARGUMENT,
+                format!("opts->struct_size {size} is smaller than {full}: call bankid_start_options_init"),
+            );
+        }
+        // SAFETY: at least `full` bytes are readable (the caller's struct_size says so); a
+        // larger struct from a newer header only adds fields this version does not read.
+        let o = unsafe { opts.read_unaligned() };
+        // SAFETY: the caller promises C strings or NULL.
+        let pnr = match unsafe { c_str(o.personal_number, "opts->personal_number") } {
             Ok(s) => s,
             Err(st) => return st,
         };
-        let initiator = match call_initiator {
-            0 => None,
-            1 => Some(CallInitiator::User),
-            2 => Some(CallInitiator::Rp),
-            other => {
-                return fail(
-                    BANKID_INVALID_ARGUMENT,
-                    format!("call_initiator {other} is not 0, 1 or 2"),
-                )
+        let caller = if o.caller_id.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL, caller promises a C string.
+            match unsafe { c_str(o.caller_id, "opts->caller_id") } {
+                Ok(s) => Some(s),
+                Err(st) => return st,
             }
         };
-        let pnr = match Personnummer::parse(s) {
-            Ok(p) => p,
-            Err(e) => {
-                return fail(
-                    BANKID_INVALID_PERSONAL_NUMBER,
-                    format!("invalid personal number: {e}"),
-                )
-            }
-        };
-        let engine = match engine() {
-            Ok(e) => e,
-            Err(st) => return st,
-        };
-        match engine.start(
-            &pnr,
-            StartOptions {
-                call_initiator: initiator,
-                ..Default::default()
-            },
-        ) {
-            Ok(id) => {
-                // SAFETY: checked non-NULL.
-                unsafe { *order_out = id };
-                BANKID_OK
-            }
-            Err(e) => engine_error(e),
-        }
+        start(pnr, o.call_initiator, caller, order_out)
     })
 }
 
@@ -517,6 +629,8 @@ pub extern "C" fn bankid_status_str(status: u32) -> *const c_char {
         11 => c"BANKID_PANIC",
         12 => c"BANKID_INTERNAL",
         13 => c"BANKID_TOO_MANY_ORDERS",
+        14 => c"BANKID_DECLINED_RECENTLY",
+        15 => c"BANKID_RATE_LIMITED",
         _ => c"BANKID_UNKNOWN_STATUS",
     };
     s.as_ptr()

@@ -2,9 +2,13 @@
 //! runtime, applies BankID's retry rules and a local deadline, and keeps each order's latest
 //! state for lookups that never block on I/O.
 //!
-//! Orders are addressed by generation-checked [`OrderId`]s: the low 32 bits are a slot index + 1,
-//! the high 32 bits the slot's generation, so 0 is never valid and a released id is stale forever
-//! (until the generation counter wraps after 2³² reuses of one slot).
+//! - [`handles`]: ids that never name a different order for the life of the process.
+//! - `task`: one order's start and collect phases, and its cancel at BankID when it ends here.
+//! - [`limits`]: anti-vishing limits applied before anything reaches BankID.
+
+pub mod handles;
+pub mod limits;
+mod task;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,13 +18,17 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, ConfigError};
 use crate::messages::{self, Language, Message};
-use crate::personnummer::{mask_str, Personnummer, PnrError};
-use crate::rp::{
-    self, CallInitiator, CollectStatus, CompletionData, PhoneAuthRequest, Requirement, RpClient,
-    RpError,
-};
+use crate::personnummer::{Personnummer, PnrError};
+use crate::rp::{self, CallInitiator, CompletionData, PhoneAuthRequest, Requirement, RpClient};
+use handles::HandleTable;
+pub use limits::{LimitSettings, Limits, Refusal};
 
-/// An order handle. 0 is never valid.
+/// The most time a cancel at BankID may take when an order ends here (shutdown waits for it).
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long [`Engine::shutdown`] waits for the orders' tasks to tell BankID, in all.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// An order handle. 0 is never valid; an id is never reused in the process (see [`handles`]).
 pub type OrderId = u64;
 
 /// Where an order stands.
@@ -59,6 +67,10 @@ pub enum Error {
     InvalidArgument(String),
     /// The background runtime could not be made.
     Runtime(String),
+    /// The engine was shut down.
+    ShutDown,
+    /// An anti-vishing limit refused the start; nothing was sent to BankID.
+    Refused(Refusal),
 }
 
 impl std::fmt::Display for Error {
@@ -70,6 +82,8 @@ impl std::fmt::Display for Error {
             Error::TooManyOrders => f.write_str("too many orders at once (max_orders)"),
             Error::InvalidArgument(e) => write!(f, "invalid argument: {e}"),
             Error::Runtime(e) => write!(f, "background runtime: {e}"),
+            Error::ShutDown => f.write_str("the engine is shut down"),
+            Error::Refused(r) => write!(f, "refused: {r}"),
         }
     }
 }
@@ -84,6 +98,8 @@ pub struct StartOptions {
     pub user_visible_data: Option<String>,
     /// Requirements on the user's BankID.
     pub requirement: Option<Requirement>,
+    /// The caller ID of the call (e.g. Asterisk's `agi_callerid`), for the per-caller limit.
+    pub caller_id: Option<String>,
 }
 
 /// Local error kinds used in [`OrderView::error_code`] besides BankID's error codes.
@@ -94,6 +110,8 @@ pub mod local {
     pub const DEADLINE: &str = "deadline";
     /// The engine was shut down.
     pub const SHUTDOWN: &str = "shutdown";
+    /// BankID said complete for another personal number, or for none: not an identification.
+    pub const MISMATCH: &str = "personalNumberMismatch";
 }
 
 /// A snapshot of an order.
@@ -125,13 +143,12 @@ struct Progress {
     finished: Option<Instant>,
 }
 
+/// One order as the engine and its task share it.
 #[derive(Debug)]
 struct Cell {
     pnr: Personnummer,
     progress: Mutex<Progress>,
     cancelled: AtomicBool,
-    /// Counted in `Inner::cancels_in_flight` until its task has told BankID.
-    cancel_counted: AtomicBool,
     wake: Notify,
 }
 
@@ -153,14 +170,21 @@ impl Cell {
                 finished: None,
             }),
             cancelled: AtomicBool::new(false),
-            cancel_counted: AtomicBool::new(false),
             wake: Notify::new(),
         }
     }
 
+    fn progress(&self) -> MutexGuard<'_, Progress> {
+        lock(&self.progress)
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
     /// Sets a final state unless one is set already. Returns whether it did.
     fn finish(&self, state: State, hint: Option<String>, error: Option<String>) -> bool {
-        let mut p = lock(&self.progress);
+        let mut p = self.progress();
         if p.state.is_final() {
             return false;
         }
@@ -172,71 +196,61 @@ impl Cell {
         p.finished = Some(Instant::now());
         true
     }
-}
 
-#[derive(Default)]
-struct Slot {
-    generation: u32,
-    cell: Option<Arc<Cell>>,
-}
-
-#[derive(Default)]
-struct Slab {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    used: usize,
-}
-
-impl Slab {
-    fn get(&self, id: OrderId) -> Option<&Arc<Cell>> {
-        let index = (id & 0xffff_ffff) as usize;
-        let generation = (id >> 32) as u32;
-        let slot = self.slots.get(index.checked_sub(1)?)?;
-        if slot.generation != generation {
-            return None;
-        }
-        slot.cell.as_ref()
-    }
-
-    fn insert(&mut self, cell: Arc<Cell>) -> OrderId {
-        let index = match self.free.pop() {
-            Some(i) => i as usize,
-            None => {
-                self.slots.push(Slot::default());
-                self.slots.len() - 1
-            }
+    /// Ends a pending order here (`why` is a [`local`] kind) and wakes its task, which then
+    /// cancels it at BankID. A final order keeps its state.
+    fn stop(&self, why: &str) {
+        let state = if why == local::CANCELLED {
+            State::Failed
+        } else {
+            State::Error
         };
-        let slot = &mut self.slots[index];
-        slot.cell = Some(cell);
-        self.used += 1;
-        (u64::from(slot.generation) << 32) | (index as u64 + 1)
-    }
-
-    fn remove(&mut self, id: OrderId) -> Option<Arc<Cell>> {
-        self.get(id)?;
-        let index = (id & 0xffff_ffff) as usize - 1;
-        let slot = &mut self.slots[index];
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(index as u32);
-        self.used -= 1;
-        slot.cell.take()
+        if self.finish(state, None, Some(why.into())) {
+            log::info!(
+                "order for {} stopped ({why}); cancelling it at BankID",
+                self.pnr.masked()
+            );
+        }
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
     }
 }
 
 struct Inner {
     client: RpClient,
     config: Config,
-    slab: Mutex<Slab>,
-    /// Orders cancelled or released while pending whose task has not yet told BankID; shutdown
-    /// waits for them so a hang-up right before exit still cancels at BankID.
-    cancels_in_flight: AtomicUsize,
+    orders: Mutex<HandleTable<Arc<Cell>>>,
+    limits: Limits,
+    /// Order tasks still running (each ends after telling BankID when it must); shutdown waits
+    /// for them.
+    live_tasks: AtomicUsize,
+}
+
+impl Inner {
+    fn limits_settings(&self) -> LimitSettings {
+        self.config.limits
+    }
+
+    fn reap(&self) {
+        let ttl = self.config.result_ttl;
+        let mut orders = lock(&self.orders);
+        let expired: Vec<OrderId> = orders
+            .iter()
+            .filter(|(_, cell)| cell.progress().finished.is_some_and(|f| f.elapsed() > ttl))
+            .map(|(id, _)| id)
+            .collect();
+        for id in expired {
+            orders.remove(id);
+        }
+    }
 }
 
 /// The order engine. Cheap to share behind an `Arc`; every method takes `&self` and is
 /// thread-safe. `start`, `poll`, `cancel` and `release` never wait for the network.
 pub struct Engine {
     inner: Arc<Inner>,
-    runtime: Option<tokio::runtime::Runtime>,
+    /// `None` once shut down. Held while spawning, so no task starts after shutdown began.
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -272,9 +286,10 @@ impl Engine {
         };
         let inner = Arc::new(Inner {
             client,
+            limits: Limits::new(config.limits),
             config,
-            slab: Mutex::new(Slab::default()),
-            cancels_in_flight: AtomicUsize::new(0),
+            orders: Mutex::new(HandleTable::default()),
+            live_tasks: AtomicUsize::new(0),
         });
         let weak = Arc::downgrade(&inner);
         let ttl = inner.config.result_ttl;
@@ -290,7 +305,7 @@ impl Engine {
         log::info!("bankid engine ready for {}", inner.config.url());
         Ok(Engine {
             inner,
-            runtime: Some(runtime),
+            runtime: Mutex::new(Some(runtime)),
         })
     }
 
@@ -300,7 +315,8 @@ impl Engine {
     }
 
     /// Starts a phone identification; returns at once. The `phone/auth` call and the collects
-    /// run in the background.
+    /// run in the background. The anti-vishing limits ([`limits`]) are checked first: a refusal
+    /// is [`Error::Refused`], logged as a security event, and nothing reaches BankID.
     pub fn start(&self, pnr: &Personnummer, opts: StartOptions) -> Result<OrderId, Error> {
         let user_visible_data = opts
             .user_visible_data
@@ -317,24 +333,27 @@ impl Engine {
             user_visible_data_format: None,
             requirement: opts.requirement,
         };
+        let runtime = lock(&self.runtime);
+        let rt = runtime.as_ref().ok_or(Error::ShutDown)?;
+        if let Err(r) = self
+            .inner
+            .limits
+            .admit(pnr, opts.caller_id.as_deref(), Instant::now())
+        {
+            log::warn!("SECURITY: start for {} refused: {r}", pnr.masked());
+            return Err(Error::Refused(r));
+        }
         let cell = Arc::new(Cell::new(pnr.clone()));
-        let id = {
-            let mut slab = lock(&self.inner.slab);
-            if slab.used >= self.inner.config.max_orders {
-                return Err(Error::TooManyOrders);
-            }
-            slab.insert(cell.clone())
-        };
-        let rt = self
-            .runtime
-            .as_ref()
-            .ok_or_else(|| Error::Runtime("shut down".into()))?;
-        rt.spawn(run(self.inner.clone(), cell, request));
+        let id = lock(&self.inner.orders)
+            .insert(cell.clone(), self.inner.config.max_orders)
+            .map_err(|_| Error::TooManyOrders)?;
+        self.inner.live_tasks.fetch_add(1, Ordering::SeqCst);
+        rt.spawn(task::run(self.inner.clone(), cell, request));
         Ok(id)
     }
 
     fn cell(&self, id: OrderId) -> Result<Arc<Cell>, Error> {
-        lock(&self.inner.slab)
+        lock(&self.inner.orders)
             .get(id)
             .cloned()
             .ok_or(Error::StaleHandle)
@@ -342,16 +361,16 @@ impl Engine {
 
     /// The order's state: a lookup, never I/O.
     pub fn state(&self, id: OrderId) -> Result<State, Error> {
-        let slab = lock(&self.inner.slab);
-        let cell = slab.get(id).ok_or(Error::StaleHandle)?;
-        let state = lock(&cell.progress).state;
+        let orders = lock(&self.inner.orders);
+        let cell = orders.get(id).ok_or(Error::StaleHandle)?;
+        let state = cell.progress().state;
         Ok(state)
     }
 
     /// A full snapshot of the order: a lookup, never I/O.
     pub fn poll(&self, id: OrderId) -> Result<OrderView, Error> {
         let cell = self.cell(id)?;
-        let p = lock(&cell.progress);
+        let p = cell.progress();
         Ok(self.view(&cell, &p))
     }
 
@@ -359,25 +378,17 @@ impl Engine {
         let cfg = &self.inner.config;
         let result_text = match p.state {
             State::Pending => String::new(),
+            // The number is ours, validated before the start; a complete answer naming another
+            // one never gets here (see `task`). BankID's own text is never sliced.
             State::Complete => {
-                let (pnr_full, pnr_masked) = match p
-                    .completion
-                    .as_ref()
-                    .map(|c| c.user.personal_number.as_str())
-                {
-                    Some(n) if n.len() == 12 => {
-                        (format!("{}-{}", &n[2..8], &n[8..12]), mask_str(n))
-                    }
-                    _ => (cell.pnr.display(), cell.pnr.masked()),
-                };
                 let name = p
                     .completion
                     .as_ref()
                     .map(|c| c.user.name.as_str())
                     .unwrap_or("");
                 cfg.result_success
-                    .replace("{pnr_masked}", &pnr_masked)
-                    .replace("{pnr}", &pnr_full)
+                    .replace("{pnr_masked}", &cell.pnr.masked())
+                    .replace("{pnr}", &cell.pnr.display())
                     .replace("{name}", name)
             }
             State::Failed | State::Error => cfg.result_failed.clone(),
@@ -408,23 +419,22 @@ impl Engine {
     /// Cancels a pending order: it turns `Failed` at once and is cancelled at BankID in the
     /// background. A final order is left as it is.
     pub fn cancel(&self, id: OrderId) -> Result<(), Error> {
-        let cell = self.cell(id)?;
-        cancel_cell(&self.inner, &cell, local::CANCELLED);
+        self.cell(id)?.stop(local::CANCELLED);
         Ok(())
     }
 
     /// Cancels the order if pending, then forgets it; its id turns stale.
     pub fn release(&self, id: OrderId) -> Result<(), Error> {
-        let cell = lock(&self.inner.slab)
+        let cell = lock(&self.inner.orders)
             .remove(id)
             .ok_or(Error::StaleHandle)?;
-        cancel_cell(&self.inner, &cell, local::CANCELLED);
+        cell.stop(local::CANCELLED);
         Ok(())
     }
 
     /// Orders held (pending or final and not yet released).
     pub fn len(&self) -> usize {
-        lock(&self.inner.slab).used
+        lock(&self.inner.orders).len()
     }
 
     /// Whether no order is held.
@@ -444,247 +454,43 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-}
 
-/// Ends a pending order here at once; its task then cancels it at BankID.
-fn cancel_cell(inner: &Inner, cell: &Cell, why: &str) {
-    let state = if why == local::CANCELLED {
-        State::Failed
-    } else {
-        State::Error
-    };
-    if cell.finish(state, None, Some(why.into())) {
-        log::info!(
-            "order for {} stopped ({why}); cancelling it at BankID",
-            cell.pnr.masked()
-        );
-        if !cell.cancel_counted.swap(true, Ordering::SeqCst) {
-            inner.cancels_in_flight.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    cell.cancelled.store(true, Ordering::SeqCst);
-    cell.wake.notify_one();
-}
-
-/// Uncounts a cancelled order when its task ends, whichever way it ends.
-struct TaskDone<'a>(&'a Inner, &'a Cell);
-
-impl Drop for TaskDone<'_> {
-    fn drop(&mut self) {
-        if self.1.cancel_counted.swap(false, Ordering::SeqCst) {
-            self.0.cancels_in_flight.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-}
-
-impl Inner {
-    fn reap(&self) {
-        let ttl = self.config.result_ttl;
-        let mut slab = lock(&self.slab);
-        let expired: Vec<OrderId> = slab
-            .slots
+    /// Shuts the engine down: no new orders; every pending order ends here (`shutdown`) and is
+    /// cancelled at BankID; returns once those cancels are sent (at most [`SHUTDOWN_GRACE`]) and
+    /// the worker threads have stopped, so a host may unload the library afterwards. Held
+    /// results stay readable. Idempotent; dropping the engine does the same.
+    pub fn shutdown(&self) {
+        let Some(rt) = lock(&self.runtime).take() else {
+            return;
+        };
+        let cells: Vec<Arc<Cell>> = lock(&self.inner.orders)
             .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let cell = s.cell.as_ref()?;
-                let finished = lock(&cell.progress).finished?;
-                (finished.elapsed() > ttl)
-                    .then_some((u64::from(s.generation) << 32) | (i as u64 + 1))
-            })
+            .map(|(_, c)| c.clone())
             .collect();
-        for id in expired {
-            slab.remove(id);
+        for cell in &cells {
+            cell.stop(local::SHUTDOWN);
+        }
+        let until = Instant::now() + SHUTDOWN_GRACE;
+        while self.inner.live_tasks.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let left = self.inner.live_tasks.load(Ordering::SeqCst);
+        if left > 0 {
+            log::warn!("shutdown: {left} order(s) could not tell BankID within {SHUTDOWN_GRACE:?}");
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Dropped inside another async runtime (a host's own), where blocking on a join is
+            // not allowed: the orders were told above; let the threads wind down by themselves.
+            rt.shutdown_background();
+        } else {
+            // Joins the worker threads (and ends what is left, e.g. idle pooled connections).
+            rt.shutdown_timeout(Duration::from_secs(1));
         }
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        let cells: Vec<Arc<Cell>> = {
-            let slab = lock(&self.inner.slab);
-            slab.slots.iter().filter_map(|s| s.cell.clone()).collect()
-        };
-        for cell in &cells {
-            cancel_cell(&self.inner, cell, local::SHUTDOWN);
-        }
-        if let Some(rt) = self.runtime.take() {
-            // Let every task tell BankID about its cancelled order (a forgotten order blocks that
-            // person for minutes), waiting at most 2 s in all.
-            let until = Instant::now() + Duration::from_secs(2);
-            while self.inner.cancels_in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < until
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            rt.shutdown_background();
-        }
-    }
-}
-
-/// Backoff for 503/429: BankID's `RateLimit-Reset` when given, else 1, 2, 4, 8 s (capped).
-fn backoff(err: &RpError, attempt: u32) -> Duration {
-    if let RpError::Api {
-        retry_after: Some(d),
-        ..
-    } = err
-    {
-        return (*d).max(Duration::from_millis(100));
-    }
-    Duration::from_secs(1 << attempt.min(3))
-}
-
-async fn sleep_or_cancel(cell: &Cell, d: Duration) {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => {}
-        _ = cell.wake.notified() => {}
-    }
-}
-
-fn describe(e: &RpError) -> String {
-    // BankID's details text is free text: logged, never parsed. It never carries our number.
-    e.to_string()
-}
-
-async fn run(inner: Arc<Inner>, cell: Arc<Cell>, request: PhoneAuthRequest) {
-    let _done = TaskDone(&inner, &cell);
-    let cfg = &inner.config;
-    let deadline = Instant::now() + cfg.order_timeout;
-    let who = cell.pnr.masked();
-    let is_cancelled = || cell.cancelled.load(Ordering::SeqCst);
-
-    // Start. Never blindly repeated: only 503/429 (nothing was created) are retried.
-    let mut attempt = 0;
-    let order_ref = loop {
-        if is_cancelled() {
-            return;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, inner.client.phone_auth(&request)).await {
-            Ok(Ok(r)) => break r.order_ref,
-            Ok(Err(e)) if e.is_retryable_overload() => {
-                let wait = backoff(&e, attempt);
-                attempt += 1;
-                log::warn!(
-                    "phone/auth for {who}: {}; retrying in {wait:?}",
-                    describe(&e)
-                );
-                if Instant::now() + wait >= deadline {
-                    cell.finish(State::Error, None, Some(e.code()));
-                    return;
-                }
-                sleep_or_cancel(&cell, wait).await;
-            }
-            Ok(Err(e)) => {
-                log::warn!("phone/auth for {who} failed: {}", describe(&e));
-                cell.finish(State::Error, None, Some(e.code()));
-                return;
-            }
-            Err(_) => {
-                log::warn!("phone/auth for {who}: no answer before the local deadline");
-                cell.finish(State::Error, None, Some(local::DEADLINE.into()));
-                return;
-            }
-        }
-    };
-    log::info!("order {order_ref} started for {who}");
-    lock(&cell.progress).order_ref = Some(order_ref.clone());
-
-    let mut delay = cfg.poll_interval;
-    let mut overload = 0;
-    loop {
-        if !is_cancelled() {
-            sleep_or_cancel(&cell, delay).await;
-        }
-        if is_cancelled() {
-            match inner.client.cancel(&order_ref).await {
-                Ok(()) => log::info!("order {order_ref} cancelled at BankID"),
-                Err(e) => log::warn!("cancel of {order_ref}: {}", describe(&e)),
-            }
-            return;
-        }
-        if Instant::now() >= deadline {
-            log::warn!("order {order_ref}: local deadline passed; cancelling it at BankID");
-            cell.finish(State::Error, None, Some(local::DEADLINE.into()));
-            let _ = inner.client.cancel(&order_ref).await;
-            return;
-        }
-        delay = cfg.poll_interval;
-        match inner.client.collect(&order_ref).await {
-            Ok(resp) => {
-                overload = 0;
-                let hint = resp.hint_code.as_ref().map(|h| h.as_str().to_string());
-                match resp.status {
-                    CollectStatus::Complete => {
-                        let mut p = lock(&cell.progress);
-                        if !p.state.is_final() {
-                            p.state = State::Complete;
-                            p.completion = resp.completion_data;
-                            p.finished = Some(Instant::now());
-                            log::info!("order {order_ref} complete for {who}");
-                        }
-                        return;
-                    }
-                    CollectStatus::Failed => {
-                        let h = hint.clone().unwrap_or_default();
-                        if h == "userDeclinedCall" {
-                            log::warn!("SECURITY: order {order_ref}: {who} declined the call in the BankID app (possible fraud attempt)");
-                        } else {
-                            log::info!("order {order_ref} failed: {h}");
-                        }
-                        cell.finish(State::Failed, hint, None);
-                        return;
-                    }
-                    // pending, or a status this version does not know: keep collecting.
-                    _ => {
-                        let mut p = lock(&cell.progress);
-                        if !p.state.is_final() {
-                            p.hint_code = hint;
-                        }
-                    }
-                }
-            }
-            Err(e) if e.is_retryable_overload() => {
-                delay = backoff(&e, overload).max(cfg.poll_interval);
-                overload += 1;
-                log::warn!(
-                    "collect {order_ref}: {}; retrying in {delay:?}",
-                    describe(&e)
-                );
-            }
-            Err(e @ (RpError::Transport { .. } | RpError::Decode(_))) => {
-                log::warn!(
-                    "collect {order_ref}: {}; retrying on the next tick",
-                    describe(&e)
-                );
-            }
-            Err(e) => {
-                log::warn!("collect {order_ref} failed: {}", describe(&e));
-                cell.finish(State::Error, None, Some(e.code()));
-                return;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_generation_checked() {
-        let mut slab = Slab::default();
-        let pnr = Personnummer::parse("199908072391").unwrap();
-        let mk = || Arc::new(Cell::new(pnr.clone()));
-        let a = slab.insert(mk());
-        assert_ne!(a, 0);
-        assert!(slab.get(a).is_some());
-        assert!(slab.remove(a).is_some());
-        assert!(slab.get(a).is_none(), "released id is stale");
-        let b = slab.insert(mk());
-        assert_eq!(a & 0xffff_ffff, b & 0xffff_ffff, "slot reused");
-        assert_ne!(a, b, "with a new generation");
-        assert!(slab.get(a).is_none());
-        assert!(slab.get(0).is_none());
-        assert!(slab.get(12345 << 32 | 99).is_none());
-        assert!(slab.remove(a).is_none());
+        self.shutdown();
     }
 }
