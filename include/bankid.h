@@ -21,6 +21,17 @@
 
 
 /**
+ * The most slots a table can hold (so `max_orders` is capped at this).
+ */
+#define MAX_SLOTS (size_t)INDEX_MASK
+
+/**
+ * The largest answer read from BankID. A complete collect with its signature and OCSP
+ * response is a few tens of KiB; anything beyond this is not BankID talking.
+ */
+#define MAX_RESPONSE_BYTES (1 << 20)
+
+/**
  * Result of every fallible function. Values are never reused; new ones are appended.
  */
 enum bankid_status
@@ -84,6 +95,16 @@ enum bankid_status
    * The configured maximum number of orders is held; release some.
    */
   BANKID_TOO_MANY_ORDERS = 13,
+  /**
+   * Refused before reaching BankID: this personal number declined a BankID call recently
+   * (a possible fraud attempt; `declined_block_min`). Take the block's *failed* exit.
+   */
+  BANKID_DECLINED_RECENTLY = 14,
+  /**
+   * Refused before reaching BankID: too many orders for this personal number or this caller
+   * ID in the last hour (`max_orders_per_number_per_hour`, `max_orders_per_caller_per_hour`).
+   */
+  BANKID_RATE_LIMITED = 15,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -181,6 +202,31 @@ typedef uint32_t bankid_call_initiator;
 #endif // __cplusplus
 
 /**
+ * Options for `bankid_start_with`. Fill it with `bankid_start_options_init` first, then set
+ * what you need: fields are only ever appended, and `struct_size` tells the library which
+ * ones your program knows, so a program built against an older header keeps working.
+ */
+typedef struct bankid_start_options {
+  /**
+   * `sizeof(bankid_start_options)` as the caller was compiled (set by the init function).
+   */
+  uint32_t struct_size;
+  /**
+   * A `bankid_call_initiator` value; default `BANKID_CALL_INITIATOR_DEFAULT`.
+   */
+  uint32_t call_initiator;
+  /**
+   * The personal number, as for `bankid_start`. Required.
+   */
+  const char *personal_number;
+  /**
+   * The call's caller ID (e.g. Asterisk's `CALLERID(num)`), or NULL: at most
+   * `max_orders_per_caller_per_hour` orders per caller ID. Not sent to BankID.
+   */
+  const char *caller_id;
+} bankid_start_options;
+
+/**
  * An order handle. 0 is never a valid handle.
  */
 typedef uint64_t bankid_order;
@@ -211,11 +257,22 @@ extern "C" {
 bankid_status bankid_init(const char *config_path);
 
 /**
- * Shuts the library down: pending orders are cancelled at BankID (waiting at most 2 s), every
- * handle turns invalid, and `bankid_init` may be called again. A no-op when not initialised.
- * Blocks up to 2 s; call it from one thread when the host unloads.
+ * Shuts the library down: pending orders are cancelled at BankID, and it returns once those
+ * cancels are sent (at most about 5 s) and the library's threads have stopped, so the host may
+ * `dlclose` it afterwards. Every handle turns stale (handles are never reused, also not by a
+ * later `bankid_init`). A call on another thread meanwhile gets `BANKID_NOT_INITIALIZED` or
+ * completes normally; none waits longer than the shutdown. A no-op when not initialised.
  */
 bankid_status bankid_shutdown(void);
+
+/**
+ * Fills `*opts` with the defaults of this library version (`struct_size` set, every pointer
+ * NULL, `call_initiator` default). Never fails for a non-NULL `opts`.
+ *
+ * # Safety
+ * `opts` must be NULL or writable for `sizeof(bankid_start_options)`.
+ */
+bankid_status bankid_start_options_init(struct bankid_start_options *opts);
 
 /**
  * Starts a phone identification of `personal_number` (12 digits from DTMF, or 10/12 digits
@@ -223,8 +280,9 @@ bankid_status bankid_shutdown(void);
  * BankID and the polling run in the background. Never blocks on the network.
  *
  * `call_initiator`: a `bankid_call_initiator` value. On success `*order_out` receives a handle
- * that stays valid until `bankid_release`. `BANKID_INVALID_PERSONAL_NUMBER` when malformed
- * (nothing is sent to BankID). Thread-safe.
+ * that stays valid until `bankid_release`. `BANKID_INVALID_PERSONAL_NUMBER` when malformed,
+ * `BANKID_DECLINED_RECENTLY` / `BANKID_RATE_LIMITED` when an anti-vishing limit refuses it
+ * (nothing is sent to BankID in those cases). Thread-safe.
  *
  * # Safety
  * Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
@@ -233,6 +291,16 @@ bankid_status bankid_shutdown(void);
 bankid_status bankid_start(const char *personal_number,
                            uint32_t call_initiator,
                            bankid_order *order_out);
+
+/**
+ * Like `bankid_start`, with options (`bankid_start_options_init` first). `BANKID_INVALID_ARGUMENT`
+ * when `opts->struct_size` is smaller than the first version of the struct.
+ *
+ * # Safety
+ * `opts` must be NULL or point to a struct of at least `opts->struct_size` bytes whose strings
+ * are NULL or NUL-terminated; `order_out` NULL or writable.
+ */
+bankid_status bankid_start_with(const struct bankid_start_options *opts, bankid_order *order_out);
 
 /**
  * Writes the order's `bankid_state` to `*state_out`. A lookup: never blocks, never does I/O,

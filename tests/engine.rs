@@ -527,3 +527,98 @@ fn a_burst_of_starts_shares_a_pool_bounded_by_max_connections() {
     );
     assert!(s.requests >= 120);
 }
+
+#[test]
+fn an_order_that_ends_in_an_error_is_cancelled_at_bankid() {
+    for (kind, code) in [
+        (FaultKind::InternalError, "internalError"),
+        (FaultKind::RequestTimeout, "requestTimeout"),
+        (FaultKind::Html403, "http-403"),
+    ] {
+        let env = common::sim(&format!("errcancel-{code}"));
+        env.sim.set_scenario("198503121116", slow(10));
+        let engine = Engine::new(env.config()).unwrap();
+        let id = engine
+            .start(&pnr("198503121116"), StartOptions::default())
+            .unwrap();
+        wait_started(&engine, id);
+        env.sim.inject_fault(Fault::new(kind, 1).on("collect"));
+        let v = wait_final(&engine, id);
+        assert_eq!(
+            (v.state, v.error_code.as_deref()),
+            (State::Error, Some(code))
+        );
+        assert!(
+            wait_cancelled_at_bankid(&env),
+            "{code}: the order was left pending at BankID: {:?}",
+            env.sim.orders()
+        );
+        // So the caller can try again at once instead of tripping alreadyInProgress.
+        engine.release(id).unwrap();
+        let again = engine
+            .start(&pnr("198503121116"), StartOptions::default())
+            .unwrap();
+        wait_started(&engine, again);
+        assert_eq!(engine.poll(again).unwrap().state, State::Pending, "{code}");
+    }
+}
+
+#[test]
+fn a_declined_call_blocks_the_number_until_the_block_expires() {
+    let env = common::sim("declined");
+    let mut cfg = env.config();
+    cfg.limits.declined_block = Duration::from_millis(600);
+    let engine = Engine::new(cfg).unwrap();
+    let cecilia = pnr("197709083336");
+    let id = engine.start(&cecilia, StartOptions::default()).unwrap();
+    let v = wait_final(&engine, id);
+    assert_eq!(v.hint_code.as_deref(), Some("userDeclinedCall"));
+    let refused = engine.start(&cecilia, StartOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            bankid::order::Error::Refused(bankid::order::Refusal::DeclinedRecently { .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(env.sim.orders().len(), 1, "nothing reached BankID");
+    engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .expect("other numbers are not affected");
+    std::thread::sleep(Duration::from_millis(700));
+    engine
+        .start(&cecilia, StartOptions::default())
+        .expect("the block expired");
+}
+
+#[test]
+fn orders_per_number_are_limited_across_callers() {
+    let env = common::sim("pernumber");
+    let mut cfg = env.config();
+    cfg.limits.per_number = 2;
+    let engine = Engine::new(cfg).unwrap();
+    let anna = pnr("198503121116");
+    for caller in ["0701", "0702"] {
+        let id = engine
+            .start(
+                &anna,
+                StartOptions {
+                    caller_id: Some(caller.into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        wait_final(&engine, id);
+    }
+    let e = engine
+        .start(
+            &anna,
+            StartOptions {
+                caller_id: Some("0703".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("last hour"), "{e}");
+    assert_eq!(env.sim.orders().len(), 2);
+}

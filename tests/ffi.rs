@@ -79,7 +79,12 @@ fn the_c_abi_holds_its_conventions() {
         BANKID_OK
     );
 
-    let cfg = CString::new(env.write_toml("language = \"en\"").to_str().unwrap()).unwrap();
+    let cfg = CString::new(
+        env.write_toml("language = \"en\"\nmax_orders_per_caller_per_hour = 2")
+            .to_str()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         unsafe { bankid_init(cfg.as_ptr()) },
         BANKID_OK,
@@ -188,7 +193,106 @@ fn the_c_abi_holds_its_conventions() {
         BANKID_NOT_INITIALIZED
     );
 
+    // A new engine never hands out an old engine's handle, and the old handle is stale in it:
+    // a thread still holding it cannot reach another caller's order.
+    let before = order;
+    assert_eq!(unsafe { bankid_init(cfg.as_ptr()) }, BANKID_OK);
+    let mut again: bankid_order = 0;
+    assert_eq!(
+        unsafe { bankid_start(pnr.as_ptr(), 0, &mut again) },
+        BANKID_OK
+    );
+    assert_ne!(again, before, "a handle is never reused across bankid_init");
+    assert_eq!(
+        unsafe { bankid_poll(before, &mut state) },
+        BANKID_STALE_HANDLE
+    );
+    assert_eq!(bankid_release(before), BANKID_STALE_HANDLE);
+
+    // Options: a struct from the init function, the caller ID counted per hour.
+    let mut opts = std::mem::MaybeUninit::<bankid_start_options>::uninit();
+    assert_eq!(
+        unsafe { bankid_start_options_init(opts.as_mut_ptr()) },
+        BANKID_OK
+    );
+    let mut opts = unsafe { opts.assume_init() };
+    assert_eq!(
+        opts.struct_size as usize,
+        std::mem::size_of::<bankid_start_options>()
+    );
+    assert_eq!(
+        unsafe { bankid_start_with(&opts, &mut order) },
+        BANKID_NULL_POINTER,
+        "the personal number is required"
+    );
+    let caller = CString::new("+46701234567").unwrap();
+    opts.caller_id = caller.as_ptr();
+    opts.call_initiator = BANKID_CALL_INITIATOR_RP_VALUE;
+    for n in ["199908072391", "196801642395"] {
+        let n = CString::new(n).unwrap();
+        opts.personal_number = n.as_ptr();
+        assert_eq!(
+            unsafe { bankid_start_with(&opts, &mut order) },
+            BANKID_OK,
+            "{}",
+            last_error()
+        );
+        assert_eq!(bankid_release(order), BANKID_OK);
+    }
+    let third = CString::new("199105212220").unwrap();
+    opts.personal_number = third.as_ptr();
+    let mut refused: bankid_order = 0;
+    assert_eq!(
+        unsafe { bankid_start_with(&opts, &mut refused) },
+        BANKID_RATE_LIMITED,
+        "max_orders_per_caller_per_hour = 2"
+    );
+    assert_eq!(refused, 0, "outputs are written only on success");
+    assert!(last_error().contains("caller ID"), "{}", last_error());
+    let small = bankid_start_options {
+        struct_size: 4,
+        ..opts
+    };
+    assert_eq!(
+        unsafe { bankid_start_with(&small, &mut order) },
+        BANKID_INVALID_ARGUMENT
+    );
+
+    // A declined call blocks the number; the C host gets its own status for it.
+    let cecilia = CString::new("197709083336").unwrap();
+    assert_eq!(
+        unsafe { bankid_start(cecilia.as_ptr(), 0, &mut order) },
+        BANKID_OK
+    );
+    for _ in 0..2000 {
+        assert_eq!(unsafe { bankid_poll(order, &mut state) }, BANKID_OK);
+        if state != bankid_state::BANKID_STATE_PENDING as u32 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(state, bankid_state::BANKID_STATE_FAILED as u32);
+    assert_eq!(
+        unsafe { bankid_start(cecilia.as_ptr(), 0, &mut refused) },
+        BANKID_DECLINED_RECENTLY
+    );
+    let msg = last_error();
+    assert!(msg.contains("declined") && !msg.contains("0908"), "{msg}");
+    assert_eq!(
+        unsafe { CStr::from_ptr(bankid_status_str(14)) }
+            .to_str()
+            .unwrap(),
+        "BANKID_DECLINED_RECENTLY"
+    );
+    assert_eq!(bankid_shutdown(), BANKID_OK);
+
     let lines = LOG.lock().unwrap().clone();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("SECURITY") && l.contains("770908-XXXX")),
+        "the refusal and the declined call are security events: {lines:?}"
+    );
     assert!(lines.iter().any(|l| l.contains("850312-XXXX")), "{lines:?}");
     assert!(lines.iter().all(|l| !l.contains("8503121116")), "{lines:?}");
     assert_eq!(bankid_set_log_callback(None, ptr::null_mut()), BANKID_OK);
