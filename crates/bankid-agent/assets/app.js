@@ -32,6 +32,8 @@
         too_many_identifications: 'För många identifieringar på kort tid. Försök igen om {s} s.',
         not_logged_in: 'Du är utloggad. Logga in igen.',
         busy: 'Tjänsten har för många identifieringar igång. Försök igen strax.',
+        declined_recently: 'Personnumret nekade nyss ett BankID-samtal (möjligt bedrägeriförsök). Nya identifieringar för det är spärrade i {m} min till.',
+        number_rate_limited: 'Personnumret har identifierats för många gånger den senaste timmen. Identifiera kunden på annat sätt.',
         network: 'Ingen kontakt med servern. Kontrollera anslutningen och försök igen.',
         other: 'Något gick fel ({code}).',
       },
@@ -66,6 +68,8 @@
         too_many_identifications: 'Too many identifications in a short time. Try again in {s} s.',
         not_logged_in: 'You are logged out. Log in again.',
         busy: 'The service has too many identifications running. Try again shortly.',
+        declined_recently: 'This personal number just declined a BankID call (possible fraud attempt). New identifications for it are blocked for {m} more min.',
+        number_rate_limited: 'This personal number was identified too many times in the last hour. Identify the caller another way.',
         network: 'No contact with the server. Check the connection and try again.',
         other: 'Something went wrong ({code}).',
       },
@@ -194,7 +198,7 @@
 
   function apiMessage(data) {
     const text = tr('api.' + data.error);
-    if (text) return fill(text, { s: data.retryAfterS || '' });
+    if (text) return fill(text, { s: data.retryAfterS || '', m: Math.ceil((data.retryAfterS || 0) / 60) });
     if (data.error === 'invalid_personal_number') return fill(tr('err.' + data.reason) || data.message, {});
     return fill(tr('api.other'), { code: data.error || '?' });
   }

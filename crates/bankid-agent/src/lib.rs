@@ -19,7 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bankid::order::{Engine, OrderId, OrderView, StartOptions, State as OrderState};
+use bankid::order::{Engine, OrderId, OrderView, Refusal, StartOptions, State as OrderState};
 use bankid::personnummer::Personnummer;
 use bankid::rp::CallInitiator;
 use base64::Engine as _;
@@ -668,6 +668,16 @@ async fn identify(
             },
         )
         .map_err(|e| match e {
+            // Anti-vishing limits: nothing reached BankID; the engine logged a security event.
+            bankid::order::Error::Refused(r) => {
+                let (code, retry) = match &r {
+                    Refusal::DeclinedRecently { remaining } => ("declined_recently", *remaining),
+                    _ => ("number_rate_limited", Duration::from_secs(3600)),
+                };
+                let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, r.to_string());
+                e.retry_after = Some(retry);
+                e
+            }
             bankid::order::Error::TooManyOrders => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",

@@ -393,14 +393,20 @@ async fn an_agent_logs_in_and_identifies_callers_in_a_real_browser() {
     let first = orders.iter().find(cecilia).expect("order at BankID");
     assert_eq!(first.call_initiator.as_deref(), Some("RP"));
 
-    // "Försök igen" starts the same identification again.
+    // "Försök igen" for a number that just declined the call: refused before BankID, and the
+    // agent is told why (anti-vishing block).
     b.click("#retry").await;
-    b.wait_visible("#status").await;
-    b.wait_visible("#result[data-state=failed]").await;
-    assert_eq!(h.sim.orders().iter().filter(cecilia).count(), 2);
+    b.wait_visible("#identify-error").await;
+    let refusal = b.text("#identify-error").await;
+    assert!(
+        refusal.contains("nekade nyss ett BankID-samtal") && refusal.contains("15 min"),
+        "{refusal}"
+    );
+    b.screenshot("agent-5b-declined-blocked.png").await;
+    assert_eq!(h.sim.orders().iter().filter(cecilia).count(), 1);
 
-    // A slow caller; the agent cancels.
-    b.click("#new-caller").await;
+    // A slow caller; the agent cancels. (After the refusal the form is still open.)
+    assert!(b.visible("#identify-form").await);
     b.type_into("#pnr", "720415-8880").await;
     b.click("#identify").await;
     b.wait_visible("#status").await;
