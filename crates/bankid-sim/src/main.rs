@@ -28,6 +28,12 @@ struct Args {
     /// Order lifetime until expiredTransaction, in seconds (before --speed).
     #[arg(long, default_value_t = 180)]
     order_lifetime_s: u64,
+    /// Drop a connection whose TLS handshake has not finished after this many milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    handshake_timeout_ms: u64,
+    /// Refuse request bodies larger than this (413, connection closed).
+    #[arg(long, default_value_t = bankid_sim::MAX_BODY_BYTES)]
+    max_body_bytes: usize,
 }
 
 fn main() {
@@ -41,6 +47,8 @@ fn main() {
         latency_ms: args.latency_ms,
         order_lifetime: Duration::from_secs(args.order_lifetime_s),
         certs_dir: args.certs.clone(),
+        handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
+        max_body_bytes: args.max_body_bytes,
     }) {
         Ok(s) => s,
         Err(e) => {

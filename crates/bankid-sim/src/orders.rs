@@ -130,6 +130,8 @@ pub struct Book {
     /// them all (10 000 simultaneous starts were quadratic).
     newest: HashMap<String, String>,
     overrides: HashMap<String, Scenario>,
+    /// `bankIdIssueDate` per personal number, when not the default.
+    issue_dates: HashMap<String, String>,
     last_purge: Option<Instant>,
 }
 
@@ -219,6 +221,21 @@ impl Book {
             Some(s) => self.overrides.insert(pnr.to_string(), s),
             None => self.overrides.remove(pnr),
         };
+    }
+
+    /// Sets (or with `None` clears) the `bankIdIssueDate` a personal number's orders complete with.
+    pub fn set_issue_date(&mut self, pnr: &str, date: Option<String>) {
+        match date {
+            Some(d) => self.issue_dates.insert(pnr.to_string(), d),
+            None => self.issue_dates.remove(pnr),
+        };
+    }
+
+    /// Makes a final status collectable again: an answer shape replaced it on the wire.
+    pub fn uncollect(&mut self, order_ref: &str) {
+        if let Some(o) = self.orders.get_mut(order_ref) {
+            o.final_collected = false;
+        }
     }
 
     fn purge(&mut self, now: Instant, t: &Timing) {
@@ -311,6 +328,7 @@ impl Book {
     /// `collect`: the order's status, once only after it is final.
     pub fn collect(&mut self, order_ref: &str, t: &Timing) -> Result<Value, ApiError> {
         let now = Instant::now();
+        let issue_date = self.issue_date_for(order_ref);
         let o = self.live_order(order_ref, t)?;
         if o.final_collected {
             return Err(invalid("No such order"));
@@ -321,12 +339,21 @@ impl Book {
         let mut v = json!({ "orderRef": order_ref, "status": status.name() });
         match &status {
             Status::Pending(h) | Status::Failed(h) => v["hintCode"] = json!(h),
-            Status::Complete => v["completionData"] = completion_data(o),
+            Status::Complete => v["completionData"] = completion_data(o, &issue_date),
         }
         if !matches!(status, Status::Pending(_)) {
             o.final_collected = true;
         }
         Ok(v)
+    }
+
+    fn issue_date_for(&self, order_ref: &str) -> String {
+        self.orders
+            .get(order_ref)
+            .and_then(|o| o.data.personal_number.as_ref())
+            .and_then(|p| self.issue_dates.get(p))
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_ISSUE_DATE.to_string())
     }
 
     /// `cancel`: a pending order is cancelled; anything else is `invalidParameters`.
@@ -381,7 +408,11 @@ impl Book {
     }
 }
 
-fn completion_data(o: &Order) -> Value {
+/// `bankIdIssueDate` as BankID sends it: the date with a zone suffix (independent clients'
+/// test suites record `2023-11-29Z`). [`Book::set_issue_date`] sends another form.
+pub const DEFAULT_ISSUE_DATE: &str = "2024-01-15Z";
+
+fn completion_data(o: &Order, issue_date: &str) -> Value {
     use base64::Engine as _;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let pnr = o
@@ -411,7 +442,7 @@ fn completion_data(o: &Order) -> Value {
             "ipAddress": o.data.end_user_ip.clone().unwrap_or_else(|| "192.0.2.10".into()),
             "uhi": "OZvYM9VvyiAmG7NA5jU5zqGcVpo=",
         },
-        "bankIdIssueDate": "2024-01-15",
+        "bankIdIssueDate": issue_date,
         "signature": b64(signature.as_bytes()),
         "ocspResponse": b64(&ocsp),
     });

@@ -3,9 +3,10 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
@@ -23,6 +24,9 @@ impl std::fmt::Display for DropConnection {
     }
 }
 impl std::error::Error for DropConnection {}
+
+/// How long an idle keep-alive connection, or one sending its request headers, may stay open.
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub(crate) async fn serve(
     listener: std::net::TcpListener,
@@ -50,14 +54,28 @@ pub(crate) async fn serve(
         let acceptor = acceptor.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
-                    log::info!("TLS handshake with {peer} refused: {e}");
-                    return;
-                }
-            };
+            // A client that opens TCP and never finishes the handshake is dropped.
+            let stream =
+                match tokio::time::timeout(shared.handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                        log::info!("TLS handshake with {peer} refused: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                        shared
+                            .counters
+                            .handshake_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
+                        log::info!(
+                            "TLS handshake with {peer} not finished after {:?}: dropped",
+                            shared.handshake_timeout
+                        );
+                        return;
+                    }
+                };
             shared.counters.handshakes.fetch_add(1, Ordering::Relaxed);
             let svc = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
@@ -66,6 +84,9 @@ pub(crate) async fn serve(
             let io = hyper_util::rt::TokioIo::new(stream);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(64 * 1024)
                 .serve_connection(io, svc)
                 .await
             {
@@ -89,6 +110,194 @@ fn error(status: u16, code: &str, details: &str) -> Reply {
     reply(status, json!({ "errorCode": code, "details": details }))
 }
 
+/// 413 for a body over the limit; the connection is closed rather than drained.
+fn too_large(limit: usize) -> Reply {
+    let mut r = error(
+        413,
+        "invalidParameters",
+        &format!("Request body larger than {limit} bytes"),
+    );
+    r.headers_mut()
+        .insert("connection", "close".parse().expect("static"));
+    r
+}
+
+fn html(status: u16, title: &str) -> Reply {
+    let body = format!(
+        "<html><head><title>{status} {title}</title></head><body><center><h1>{status} {title}</h1></center><hr><center>nginx</center></body></html>"
+    );
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    r.headers_mut()
+        .insert("content-type", "text/html".parse().expect("static"));
+    r
+}
+
+/// `RateLimit-*` and `Retry-After` as the fault asks (values were checked to be header-safe).
+fn rate_headers(r: &mut Reply, fault: &Fault) {
+    let h = r.headers_mut();
+    let mut set = |name: &'static str, v: &str| {
+        if let Ok(v) = v.parse() {
+            h.insert(name, v);
+        }
+    };
+    let reset = match (&fault.reset_s, &fault.retry_after_s) {
+        (Some(r), _) => Some(r.as_str()),
+        (None, None) if fault.kind == FaultKind::TooManyRequests => Some("1"),
+        _ => None,
+    };
+    if fault.kind == FaultKind::TooManyRequests {
+        set("ratelimit-limit", "100");
+        set("ratelimit-remaining", "0");
+    }
+    if let Some(v) = reset {
+        set("ratelimit-reset", v);
+    }
+    if let Some(v) = &fault.retry_after_s {
+        set("retry-after", v);
+    }
+}
+
+/// The answer of a fault that strikes before the request is handled; `None` lets it through
+/// (after a [`FaultKind::Delay`]).
+async fn strike(fault: &Fault) -> Result<Option<Reply>, DropConnection> {
+    let mut r = match fault.kind {
+        FaultKind::Maintenance => error(503, "maintenance", "Simulated maintenance"),
+        FaultKind::InternalError => error(500, "internalError", "Simulated internal error"),
+        FaultKind::RequestTimeout => error(408, "requestTimeout", "Simulated timeout"),
+        FaultKind::TooManyRequests => error(429, "tooManyRequests", "Simulated rate limit"),
+        FaultKind::Unauthorized => error(
+            401,
+            "unauthorized",
+            "Simulated: the RP certificate is not authorized",
+        ),
+        FaultKind::UnknownErrorCode => error(
+            400,
+            fault.value.as_deref().unwrap_or("someFutureError"),
+            "Simulated error code BankID does not have today",
+        ),
+        FaultKind::Html403 => {
+            let mut r = Response::new(Full::new(Bytes::from_static(
+                b"<html><head><title>403 Forbidden</title></head><body><h1>Forbidden</h1></body></html>",
+            )));
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r.headers_mut()
+                .insert("content-type", "text/html".parse().expect("static"));
+            r
+        }
+        FaultKind::Html502 => html(502, "Bad Gateway"),
+        FaultKind::Html503 => html(503, "Service Temporarily Unavailable"),
+        FaultKind::Html429 => html(429, "Too Many Requests"),
+        FaultKind::MalformedJson => {
+            let mut r = Response::new(Full::new(Bytes::from_static(b"{\"orderRef\": \"trunc")));
+            r.headers_mut()
+                .insert("content-type", "application/json".parse().expect("static"));
+            r
+        }
+        FaultKind::Delay => {
+            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+            return Ok(None);
+        }
+        FaultKind::Drop => return Err(DropConnection),
+        // Answer shapes never strike before handling.
+        _ => return Ok(None),
+    };
+    if fault.kind.takes_rate_headers() {
+        rate_headers(&mut r, fault);
+    }
+    Ok(Some(r))
+}
+
+/// A different valid personal number than `pnr`.
+fn other_person(pnr: &str) -> &'static str {
+    if pnr == "199908072391" {
+        "196801642395"
+    } else {
+        "199908072391"
+    }
+}
+
+/// Rewrites a real `collect` answer as an answer-shape fault says.
+fn reshape(fault: &Fault, real: Value) -> Value {
+    let order_ref = real.get("orderRef").cloned().unwrap_or(Value::Null);
+    let value = fault.value.as_deref();
+    let mut v = real;
+    match fault.kind {
+        FaultKind::UnknownStatus => {
+            v = json!({ "orderRef": order_ref, "status": value.unwrap_or("paused") });
+        }
+        FaultKind::UnknownHintCode => {
+            v = json!({
+                "orderRef": order_ref,
+                "status": "pending",
+                "hintCode": value.unwrap_or("someFutureHint"),
+            });
+        }
+        FaultKind::ExtraFields => {
+            v["someFutureField"] = json!({ "nested": [1, "two", null], "flag": true });
+            if let Some(cd) = v.get_mut("completionData").and_then(Value::as_object_mut) {
+                cd.insert("someFutureField".into(), json!("completionData extra"));
+                for key in ["user", "device", "stepUp"] {
+                    if let Some(o) = cd.get_mut(key).and_then(Value::as_object_mut) {
+                        o.insert("someFutureField".into(), json!(format!("{key} extra")));
+                    }
+                }
+            }
+        }
+        FaultKind::NullFields => {
+            let cd = &mut v["completionData"];
+            cd["user"]["givenName"] = Value::Null;
+            cd["user"]["surname"] = Value::Null;
+            cd["device"]["uhi"] = Value::Null;
+            cd["stepUp"] = Value::Null;
+        }
+        FaultKind::OtherPerson => {
+            let user = &mut v["completionData"]["user"];
+            let mine = user["personalNumber"].as_str().unwrap_or_default();
+            let other = value.unwrap_or(other_person(mine)).to_string();
+            user["personalNumber"] = json!(other);
+        }
+        FaultKind::BadPersonalNumber => {
+            v["completionData"]["user"]["personalNumber"] = json!(value.unwrap_or("19ÅÄÖ"));
+        }
+        FaultKind::MissingPersonalNumber => {
+            if let Some(u) = v["completionData"]["user"].as_object_mut() {
+                u.remove("personalNumber");
+            }
+        }
+        _ => {}
+    }
+    v
+}
+
+/// Reads a request body: at most `limit` bytes kept, within `timeout`. A body over the limit
+/// but under four times it is read and discarded first, so the client sees the 413 instead of a
+/// broken pipe; a larger one gets the 413 at once. Either way the connection is then closed.
+/// `Err(None)` drops the connection (stalled or broken); `Err(Some(reply))` answers 413.
+async fn read_body(
+    body: Incoming,
+    declared: Option<u64>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Option<Reply>> {
+    let drain_cap = limit.saturating_mul(4);
+    if declared.is_some_and(|n| n > drain_cap as u64) {
+        return Err(Some(too_large(limit)));
+    }
+    match tokio::time::timeout(timeout, Limited::new(body, drain_cap).collect()).await {
+        Ok(Ok(b)) => {
+            let b = b.to_bytes();
+            if b.len() <= limit {
+                Ok(b)
+            } else {
+                Err(Some(too_large(limit)))
+            }
+        }
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(Some(too_large(limit))),
+        Ok(Err(_)) | Err(_) => Err(None),
+    }
+}
+
 async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, DropConnection> {
     shared.counters.requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_string();
@@ -98,9 +307,22 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Dro
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return Err(DropConnection),
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = match read_body(
+        req.into_body(),
+        declared,
+        shared.max_body_bytes,
+        shared.handshake_timeout,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(Some(r)) => return Ok(r),
+        Err(None) => return Err(DropConnection),
     };
     if let Some(rest) = path.strip_prefix("/sim/") {
         return Ok(control(&shared, rest, &method, &body));
@@ -111,57 +333,51 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Dro
     if !shared.latency.is_zero() {
         tokio::time::sleep(shared.latency).await;
     }
-    if let Some(fault) = shared.take_fault(endpoint) {
-        log::info!("fault {:?} on {endpoint}", fault.kind);
-        match fault.kind {
-            FaultKind::Maintenance => {
-                return Ok(error(503, "maintenance", "Simulated maintenance"))
-            }
-            FaultKind::InternalError => {
-                return Ok(error(500, "internalError", "Simulated internal error"))
-            }
-            FaultKind::RequestTimeout => {
-                return Ok(error(408, "requestTimeout", "Simulated timeout"))
-            }
-            FaultKind::TooManyRequests => {
-                let mut r = error(429, "tooManyRequests", "Simulated rate limit");
-                let h = r.headers_mut();
-                h.insert("ratelimit-limit", "100".parse().expect("static"));
-                h.insert("ratelimit-remaining", "0".parse().expect("static"));
-                h.insert("ratelimit-reset", "1".parse().expect("static"));
-                return Ok(r);
-            }
-            FaultKind::Html403 => {
-                let mut r = Response::new(Full::new(Bytes::from_static(
-                    b"<html><head><title>403 Forbidden</title></head><body><h1>Forbidden</h1></body></html>",
-                )));
-                *r.status_mut() = StatusCode::FORBIDDEN;
-                r.headers_mut()
-                    .insert("content-type", "text/html".parse().expect("static"));
-                return Ok(r);
-            }
-            FaultKind::MalformedJson => {
-                let mut r = Response::new(Full::new(Bytes::from_static(b"{\"orderRef\": \"trunc")));
-                r.headers_mut()
-                    .insert("content-type", "application/json".parse().expect("static"));
-                return Ok(r);
-            }
-            FaultKind::Delay => {
-                tokio::time::sleep(std::time::Duration::from_millis(fault.delay_ms)).await
-            }
-            FaultKind::Drop => return Err(DropConnection),
+    let on_endpoint = |f: &Fault| f.endpoint.as_deref().is_none_or(|e| e == endpoint);
+    if let Some(fault) = shared.take_fault(|f| !f.kind.is_answer_shape() && on_endpoint(f)) {
+        log::info!("fault {} on {endpoint}", fault.kind.name());
+        if let Some(r) = strike(&fault).await? {
+            return Ok(r);
         }
     }
     let result = {
         let mut book = shared.book.lock().unwrap_or_else(|e| e.into_inner());
-        crate::api::handle(
+        let result = crate::api::handle(
             &mut book,
             &shared.timing,
             endpoint,
             &method,
             content_type.as_deref(),
             &body,
-        )
+        );
+        match result {
+            Ok(v) if endpoint == "collect" => {
+                let complete = v["status"] == "complete";
+                let shape = shared.take_fault(|f| {
+                    f.kind.is_answer_shape()
+                        && on_endpoint(f)
+                        && (complete || !f.kind.needs_complete())
+                });
+                match shape {
+                    Some(fault) => {
+                        log::info!("answer shape {} on collect", fault.kind.name());
+                        let replaced = matches!(
+                            fault.kind,
+                            FaultKind::UnknownStatus | FaultKind::UnknownHintCode
+                        );
+                        if replaced && v["status"] != "pending" {
+                            // The real final status was not sent: it stays collectable.
+                            if let Some(r) = v["orderRef"].as_str() {
+                                book.uncollect(r);
+                            }
+                        }
+                        Ok(reshape(&fault, v))
+                    }
+                    None => Ok(v),
+                }
+            }
+            other => other,
+        }
     };
     Ok(match result {
         Ok(v) => reply(200, v),
@@ -185,17 +401,38 @@ fn control(shared: &Shared, rest: &str, method: &str, body: &[u8]) -> Reply {
             Ok(()) => reply(200, json!({})),
             Err(e) => error(400, "invalidParameters", &e),
         },
-        ("POST", "faults") => match serde_json::from_slice::<Fault>(body) {
-            Ok(f) => {
-                shared
-                    .faults
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(f);
-                reply(200, json!({}))
+        ("POST", "faults") => {
+            let parsed = serde_json::from_slice::<Value>(body)
+                .map_err(|e| format!("Body is not valid JSON: {e}"))
+                .and_then(|v| Fault::from_json(&v));
+            match parsed {
+                Ok(f) => {
+                    shared
+                        .faults
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(f);
+                    reply(200, json!({}))
+                }
+                Err(e) => error(400, "invalidParameters", &format!("fault: {e}")),
             }
-            Err(e) => error(400, "invalidParameters", &format!("fault: {e}")),
-        },
+        }
+        ("GET", "faults") => {
+            let list = shared
+                .faults
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            reply(200, json!({ "faults": list }))
+        }
+        ("DELETE", "faults") => {
+            shared
+                .faults
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+            reply(200, json!({}))
+        }
         (_, "orders" | "stats" | "persons" | "scenario" | "faults") => error(
             405,
             "methodNotAllowed",
@@ -205,7 +442,8 @@ fn control(shared: &Shared, rest: &str, method: &str, body: &[u8]) -> Reply {
     }
 }
 
-/// `POST /sim/scenario`: `{personalNumber, steps, outcome}` or `{personalNumber, reset: true}`.
+/// `POST /sim/scenario`: `{personalNumber, steps, outcome, bankIdIssueDate?}`,
+/// `{personalNumber, bankIdIssueDate}` or `{personalNumber, reset: true}`.
 fn set_scenario(shared: &Shared, body: &[u8]) -> Result<(), String> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| format!("Body is not valid JSON: {e}"))?;
@@ -217,9 +455,30 @@ fn set_scenario(shared: &Shared, body: &[u8]) -> Result<(), String> {
     let mut book = shared.book.lock().unwrap_or_else(|e| e.into_inner());
     if v.get("reset").and_then(Value::as_bool) == Some(true) {
         book.set_scenario(pnr, None);
+        book.set_issue_date(pnr, None);
         return Ok(());
     }
-    let s = serde_json::from_value::<Scenario>(v.clone()).map_err(|e| format!("scenario: {e}"))?;
-    book.set_scenario(pnr, Some(s));
+    let date = match v.get("bankIdIssueDate") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(d)) if !d.is_empty() && d.len() <= 100 => Some(Some(d.clone())),
+        Some(other) => {
+            return Err(format!(
+                "bankIdIssueDate must be a string of 1 to 100 characters (sent verbatim) or null, got {other}"
+            ))
+        }
+    };
+    let has_scenario = v.get("steps").is_some() || v.get("outcome").is_some();
+    if !has_scenario && date.is_none() {
+        return Err("Missing steps and outcome (or bankIdIssueDate, or reset)".into());
+    }
+    if has_scenario {
+        let s =
+            serde_json::from_value::<Scenario>(v.clone()).map_err(|e| format!("scenario: {e}"))?;
+        book.set_scenario(pnr, Some(s));
+    }
+    if let Some(d) = date {
+        book.set_issue_date(pnr, d);
+    }
     Ok(())
 }

@@ -649,3 +649,621 @@ fn certificates_are_written_in_every_shape_and_reused() {
     .unwrap();
     assert_eq!(again.certs().ca_pem, ca, "existing files are reused");
 }
+
+// ---- issue 11: everything BankID may send, and bounded input ----
+
+async fn ctl_post(c: &reqwest::Client, sim: &Simulator, p: &str, body: Value) -> (u16, Value) {
+    let r = c
+        .post(format!("{}{p}", sim.control_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn start_order(c: &reqwest::Client, sim: &Simulator, pnr: &str) -> String {
+    let (s, v) = post(
+        c,
+        sim,
+        "phone/auth",
+        json!({"personalNumber": pnr, "callInitiator": "user"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    v["orderRef"].as_str().unwrap().to_string()
+}
+
+/// A scenario that stays pending (`userSign`) for `ms` scenario milliseconds, then `outcome`.
+fn pending_for(ms: u64, outcome: &str) -> Scenario {
+    Scenario {
+        steps: vec![Step {
+            hint_code: "userSign".into(),
+            ms,
+        }],
+        outcome: outcome.into(),
+    }
+}
+
+async fn collect(c: &reqwest::Client, sim: &Simulator, r: &str) -> (u16, Value) {
+    post(c, sim, "collect", json!({ "orderRef": r })).await
+}
+
+/// Collects until the order is no longer pending (at most 5 s).
+async fn collect_final(c: &reqwest::Client, sim: &Simulator, r: &str) -> Value {
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, v) = collect(c, sim, r).await;
+        assert_eq!(s, 200, "{v}");
+        if v["status"] != "pending" {
+            return v;
+        }
+        assert!(std::time::Instant::now() < until, "still pending: {v}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_fault_that_strikes_nothing_or_makes_no_sense_is_refused_with_the_reason() {
+    let sim = start(0.01);
+    let c = client(&sim);
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"kind": "maintenance", "count": 0}),
+            "count must be at least 1",
+        ),
+        (
+            json!({"kind": "maintenance", "count": -1}),
+            "count must be a whole number",
+        ),
+        (
+            json!({"kind": "maintenance", "count": 1.5}),
+            "count must be a whole number",
+        ),
+        (
+            json!({"kind": "maintenance", "count": "2"}),
+            "count must be a whole number",
+        ),
+        (
+            json!({"kind": "maintenance", "count": 4294967296u64}),
+            "count must be a whole number from 0 to 4294967295",
+        ),
+        (
+            json!({"kind": "maintenance", "skip": -3}),
+            "skip must be a whole number",
+        ),
+        (
+            json!({"kind": "maintenance", "endpoint": "colect"}),
+            "endpoint \"colect\" is not an RP API endpoint",
+        ),
+        (
+            json!({"kind": "delay", "delayMs": 600_001}),
+            "delayMs must be",
+        ),
+        (
+            json!({"kind": "html403", "resetS": 5}),
+            "resetS only applies to",
+        ),
+        (
+            json!({"kind": "tooManyRequests", "resetS": -1}),
+            "resetS must be a whole number of seconds",
+        ),
+        (
+            json!({"kind": "tooManyRequests", "resetS": "a\nb"}),
+            "header value",
+        ),
+        (
+            json!({"kind": "nullFields", "endpoint": "phone/auth"}),
+            "endpoint must be collect",
+        ),
+        (
+            json!({"kind": "drop", "value": "x"}),
+            "value only applies to",
+        ),
+        (
+            json!({"kind": "maintenance", "cuont": 2}),
+            "unknown field \"cuont\"",
+        ),
+        (json!({"kind": "earthquake"}), "unknown kind \"earthquake\""),
+        (json!({"count": 1}), "missing kind"),
+        (json!([1]), "JSON object"),
+    ];
+    for (body, want) in cases {
+        let (s, v) = ctl_post(&c, &sim, "faults", body.clone()).await;
+        assert_eq!(
+            (s, v["errorCode"].as_str()),
+            (400, Some("invalidParameters")),
+            "{body}: {v}"
+        );
+        assert!(details(&v).contains(want), "{body}: {v}");
+    }
+    let r = c
+        .post(format!("{}faults", sim.control_url()))
+        .header("content-type", "application/json")
+        .body("{kind")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // Nothing was armed, and the simulator still answers (count 0 used to underflow).
+    assert!(sim.pending_faults().is_empty());
+    let (s, v) = collect(&c, &sim, "no-such-order").await;
+    assert_eq!((s, details(&v)), (400, "No such order"));
+    let e = sim
+        .try_inject_fault(Fault::new(FaultKind::Maintenance, 0))
+        .unwrap_err();
+    assert!(e.contains("count must be at least 1"), "{e}");
+    assert!(sim.pending_faults().is_empty());
+}
+
+#[tokio::test]
+async fn skip_lets_matching_requests_pass_then_the_fault_strikes_count_times() {
+    let sim = start(1.0);
+    sim.set_scenario(ANNA, pending_for(60_000, "complete"));
+    let c = client(&sim);
+    let r = start_order(&c, &sim, ANNA).await;
+    let (s, v) = ctl_post(
+        &c,
+        &sim,
+        "faults",
+        json!({"kind": "internalError", "endpoint": "collect", "skip": 2, "count": 2}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let mut seen = vec![];
+    for i in 0..5 {
+        if i == 1 {
+            // Another endpoint is not a matching request: it neither passes nor is struck.
+            let (s, _) = post(&c, &sim, "cancel", json!({"orderRef": "none"})).await;
+            assert_eq!(s, 400);
+        }
+        seen.push(collect(&c, &sim, &r).await.0);
+    }
+    assert_eq!(seen, [200, 200, 500, 500, 200], "the 3rd and 4th collect");
+    assert!(sim.pending_faults().is_empty(), "used up");
+}
+
+#[tokio::test]
+async fn rate_limit_headers_carry_any_reset_verbatim_and_retry_after_when_asked() {
+    let sim = start(0.01);
+    let c = client(&sim);
+    let url = format!("{}collect", sim.base_url());
+    let body = json!({"orderRef": "x"});
+    // (fault, status, RateLimit-Reset, Retry-After)
+    let cases: Vec<(Value, u16, Option<&str>, Option<&str>)> = vec![
+        (json!({"kind": "tooManyRequests"}), 429, Some("1"), None),
+        (
+            json!({"kind": "tooManyRequests", "resetS": 0}),
+            429,
+            Some("0"),
+            None,
+        ),
+        (
+            json!({"kind": "tooManyRequests", "resetS": 18446744073709551615u64}),
+            429,
+            Some("18446744073709551615"),
+            None,
+        ),
+        (
+            json!({"kind": "tooManyRequests", "resetS": "99999999999999999999999"}),
+            429,
+            Some("99999999999999999999999"),
+            None,
+        ),
+        (
+            json!({"kind": "tooManyRequests", "resetS": 3600}),
+            429,
+            Some("3600"),
+            None,
+        ),
+        (
+            json!({"kind": "tooManyRequests", "retryAfterS": 7}),
+            429,
+            None,
+            Some("7"),
+        ),
+        (
+            json!({"kind": "tooManyRequests", "resetS": 2, "retryAfterS": 9}),
+            429,
+            Some("2"),
+            Some("9"),
+        ),
+        (
+            json!({"kind": "maintenance", "retryAfterS": 30}),
+            503,
+            None,
+            Some("30"),
+        ),
+        (json!({"kind": "maintenance"}), 503, None, None),
+        (
+            json!({"kind": "html429", "retryAfterS": 5}),
+            429,
+            None,
+            Some("5"),
+        ),
+        (
+            json!({"kind": "html503", "resetS": 0}),
+            503,
+            Some("0"),
+            None,
+        ),
+    ];
+    for (fault, status, reset, retry) in cases {
+        let (s, v) = ctl_post(&c, &sim, "faults", fault.clone()).await;
+        assert_eq!(s, 200, "{fault}: {v}");
+        let r = c.post(&url).json(&body).send().await.unwrap();
+        let h = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(r.status().as_u16(), status, "{fault}");
+        assert_eq!(h("ratelimit-reset").as_deref(), reset, "{fault}");
+        assert_eq!(h("retry-after").as_deref(), retry, "{fault}");
+        if fault["kind"] == "tooManyRequests" {
+            assert_eq!(h("ratelimit-remaining").as_deref(), Some("0"), "{fault}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["errorCode"], "tooManyRequests");
+        }
+    }
+    // The Rust API says the same.
+    sim.inject_fault(Fault::new(FaultKind::TooManyRequests, 1).reset_s(u64::MAX));
+    let r = c.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.headers()["ratelimit-reset"], "18446744073709551615");
+}
+
+#[tokio::test]
+async fn new_error_kinds_answer_exactly_as_documented() {
+    let sim = start(0.01);
+    let c = client(&sim);
+    let url = format!("{}phone/auth", sim.base_url());
+    let body = json!({"personalNumber": ANNA, "callInitiator": "user"});
+    sim.inject_fault(Fault::new(FaultKind::Unauthorized, 1));
+    let (s, v) = post(&c, &sim, "phone/auth", body.clone()).await;
+    assert_eq!((s, v["errorCode"].as_str()), (401, Some("unauthorized")));
+    sim.inject_fault(Fault::new(FaultKind::UnknownErrorCode, 1));
+    let (s, v) = post(&c, &sim, "phone/auth", body.clone()).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("someFutureError")));
+    assert!(v["details"].is_string());
+    sim.inject_fault(Fault::new(FaultKind::UnknownErrorCode, 1).value("quantumFlux"));
+    let (s, v) = post(&c, &sim, "phone/auth", body.clone()).await;
+    assert_eq!((s, v["errorCode"].as_str()), (400, Some("quantumFlux")));
+    for (kind, status) in [
+        (FaultKind::Html502, 502),
+        (FaultKind::Html503, 503),
+        (FaultKind::Html429, 429),
+    ] {
+        sim.inject_fault(Fault::new(kind, 1));
+        let r = c.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        assert_eq!(r.headers()["content-type"], "text/html");
+        let text = r.text().await.unwrap();
+        assert!(
+            text.starts_with("<html>") && text.contains(&status.to_string()),
+            "{text}"
+        );
+        assert!(serde_json::from_str::<Value>(&text).is_err());
+    }
+    assert!(sim.orders().is_empty(), "no struck start created an order");
+    assert!(sim.pending_faults().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_status_and_hint_replace_an_answer_without_consuming_the_real_one() {
+    let sim = start(0.01);
+    let c = client(&sim);
+    sim.set_scenario(ANNA, pending_for(60_000_000, "complete"));
+    let r = start_order(&c, &sim, ANNA).await;
+    sim.inject_fault(Fault::new(FaultKind::UnknownStatus, 1));
+    let (s, v) = collect(&c, &sim, &r).await;
+    assert_eq!(s, 200);
+    assert_eq!(v, json!({"orderRef": r, "status": "paused"}), "no hintCode");
+    sim.inject_fault(Fault::new(FaultKind::UnknownHintCode, 1));
+    let (_, v) = collect(&c, &sim, &r).await;
+    assert_eq!(
+        v,
+        json!({"orderRef": r, "status": "pending", "hintCode": "someFutureHint"})
+    );
+    let (_, v) = collect(&c, &sim, &r).await;
+    assert_eq!(v["hintCode"], "userSign", "back to the real answer");
+
+    // On a final answer the real status stays collectable.
+    sim.clear_scenario(ANNA);
+    let r = start_order(&c, &sim, "199908072391").await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    sim.inject_fault(Fault::new(FaultKind::UnknownStatus, 1).value("onHold"));
+    let (_, v) = collect(&c, &sim, &r).await;
+    assert_eq!(v["status"], "onHold");
+    let (_, v) = collect(&c, &sim, &r).await;
+    assert_eq!(v["status"], "complete", "{v}");
+    assert_eq!(
+        v["completionData"]["user"]["personalNumber"],
+        "199908072391"
+    );
+}
+
+#[tokio::test]
+async fn complete_only_shapes_wait_for_a_complete_answer_and_rewrite_it() {
+    let sim = start(0.01);
+    let c = client(&sim);
+    let pnr = "199908072391";
+    type Check = Box<dyn Fn(&Value)>;
+    let cases: Vec<(Fault, Check)> = vec![
+        (
+            Fault::new(FaultKind::NullFields, 1),
+            Box::new(|cd: &Value| {
+                assert_eq!(cd["user"]["givenName"], Value::Null);
+                assert_eq!(cd["user"]["surname"], Value::Null);
+                assert_eq!(cd["device"]["uhi"], Value::Null);
+                assert!(cd.as_object().unwrap().contains_key("stepUp"));
+                assert_eq!(cd["stepUp"], Value::Null);
+                assert_eq!(cd["user"]["personalNumber"], "199908072391");
+                assert_eq!(cd["user"]["name"], "Test Testsson");
+            }),
+        ),
+        (
+            Fault::new(FaultKind::OtherPerson, 1),
+            Box::new(|cd: &Value| {
+                let other = cd["user"]["personalNumber"].as_str().unwrap();
+                assert_ne!(other, "199908072391");
+                assert_eq!(bankid_sim::scenario::check_personal_number(other), Ok(()));
+            }),
+        ),
+        (
+            Fault::new(FaultKind::OtherPerson, 1).value("198503121116"),
+            Box::new(|cd: &Value| assert_eq!(cd["user"]["personalNumber"], "198503121116")),
+        ),
+        (
+            Fault::new(FaultKind::BadPersonalNumber, 1),
+            Box::new(|cd: &Value| assert_eq!(cd["user"]["personalNumber"], "19ÅÄÖ")),
+        ),
+        (
+            Fault::new(FaultKind::MissingPersonalNumber, 1),
+            Box::new(|cd: &Value| {
+                assert!(!cd["user"]
+                    .as_object()
+                    .unwrap()
+                    .contains_key("personalNumber"));
+                assert_eq!(cd["user"]["name"], "Test Testsson");
+            }),
+        ),
+    ];
+    for (fault, check) in cases {
+        let kind = fault.kind;
+        // Injected before the order completes: the pending collects pass unchanged and use
+        // neither skip nor count.
+        sim.inject_fault(fault.clone().skip(0));
+        let r = start_order(&c, &sim, pnr).await;
+        let (_, v) = collect(&c, &sim, &r).await;
+        assert_eq!(v["status"], "pending", "{kind:?}: {v}");
+        assert_eq!(v.as_object().unwrap().len(), 3, "unchanged: {v}");
+        assert_eq!(
+            sim.pending_faults(),
+            vec![fault.clone()],
+            "{kind:?} still armed"
+        );
+        let v = collect_final(&c, &sim, &r).await;
+        assert_eq!(v["status"], "complete", "{kind:?}: {v}");
+        check(&v["completionData"]);
+        assert!(sim.pending_faults().is_empty(), "{kind:?} used");
+        // The final status was consumed as BankID would.
+        let (s, _) = collect(&c, &sim, &r).await;
+        assert_eq!(s, 400);
+    }
+    // A failed order never takes a complete-only shape.
+    sim.inject_fault(Fault::new(FaultKind::NullFields, 1));
+    let r = start_order(&c, &sim, "199105212220").await;
+    let v = collect_final(&c, &sim, &r).await;
+    assert_eq!(v["hintCode"], "userCancel");
+    assert_eq!(sim.pending_faults().len(), 1);
+    sim.clear_faults();
+    assert!(sim.pending_faults().is_empty());
+}
+
+#[tokio::test]
+async fn extra_fields_appear_at_every_level_of_a_collect_answer() {
+    let sim = start(0.01);
+    let c = client(&sim);
+    let (_, v) = post(
+        &c,
+        &sim,
+        "phone/sign",
+        json!({"personalNumber": ANNA, "callInitiator": "RP", "userVisibleData": "SGVq",
+               "requirement": {"mrtd": true}}),
+    )
+    .await;
+    let r = v["orderRef"].as_str().unwrap().to_string();
+    sim.inject_fault(Fault::new(FaultKind::ExtraFields, 1));
+    let (_, v) = collect(&c, &sim, &r).await;
+    assert_eq!(v["status"], "pending");
+    assert!(v["someFutureField"].is_object(), "{v}");
+    assert!(v["hintCode"].is_string());
+    // Complete: every object of the answer has one.
+    let (s, v) = ctl_post(
+        &c,
+        &sim,
+        "faults",
+        json!({"kind": "extraFields", "skip": 0}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (_, v) = collect(&c, &sim, &r).await;
+    assert_eq!(v["status"], "complete", "{v}");
+    let cd = &v["completionData"];
+    for o in [&v, cd, &cd["user"], &cd["device"], &cd["stepUp"]] {
+        assert!(o.get("someFutureField").is_some(), "{o}");
+    }
+    assert_eq!(cd["user"]["personalNumber"], ANNA);
+    assert_eq!(cd["stepUp"]["mrtd"], true);
+}
+
+#[tokio::test]
+async fn issue_date_has_a_zone_suffix_by_default_and_a_date_only_form_per_person() {
+    let sim = start(0.01);
+    let c = client(&sim);
+    let date = |c: reqwest::Client, pnr: &'static str| {
+        let sim = &sim;
+        async move {
+            let r = start_order(&c, sim, pnr).await;
+            collect_final(&c, sim, &r).await["completionData"]["bankIdIssueDate"].clone()
+        }
+    };
+    assert_eq!(date(c.clone(), ANNA).await, "2024-01-15Z");
+    let (s, v) = ctl_post(
+        &c,
+        &sim,
+        "scenario",
+        json!({"personalNumber": ANNA, "bankIdIssueDate": "2024-01-15"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(date(c.clone(), ANNA).await, "2024-01-15");
+    assert_eq!(
+        date(c.clone(), "196801642395").await,
+        "2024-01-15Z",
+        "others keep it"
+    );
+    sim.set_issue_date(ANNA, Some("2023-11-29+01:00"));
+    assert_eq!(date(c.clone(), ANNA).await, "2023-11-29+01:00");
+    let (s, _) = ctl_post(
+        &c,
+        &sim,
+        "scenario",
+        json!({"personalNumber": ANNA, "reset": true}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(date(c.clone(), ANNA).await, "2024-01-15Z");
+    let (s, v) = ctl_post(
+        &c,
+        &sim,
+        "scenario",
+        json!({"personalNumber": ANNA, "bankIdIssueDate": 20240115}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        details(&v).contains("bankIdIssueDate must be a string"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn a_scenario_can_end_in_a_failed_hint_code_bankid_does_not_have_today() {
+    let sim = start(0.01);
+    let c = client(&sim);
+    let (s, _) = ctl_post(
+        &c,
+        &sim,
+        "scenario",
+        json!({"personalNumber": ANNA, "steps": [{"hintCode": "someFutureHint", "ms": 3000}],
+               "outcome": "someFutureFailure"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let r = start_order(&c, &sim, ANNA).await;
+    let (_, v) = collect(&c, &sim, &r).await;
+    assert_eq!(
+        (v["status"].as_str(), v["hintCode"].as_str()),
+        (Some("pending"), Some("someFutureHint"))
+    );
+    let v = collect_final(&c, &sim, &r).await;
+    assert_eq!(
+        (v["status"].as_str(), v["hintCode"].as_str()),
+        (Some("failed"), Some("someFutureFailure"))
+    );
+    assert!(v.get("completionData").is_none());
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_and_a_closed_connection_on_both_apis() {
+    let sim = start(0.01);
+    let c = client(&sim);
+    // The largest request BankID accepts still fits (sign: 40 000 + 200 000 characters).
+    let (s, v) = post(
+        &c,
+        &sim,
+        "sign",
+        json!({"endUserIp": "192.0.2.1", "userVisibleData": "QUFB".repeat(10_000),
+               "userNonVisibleData": "QUFB".repeat(50_000)}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let pad = "A".repeat(bankid_sim::MAX_BODY_BYTES);
+    let before = sim.stats().handshakes;
+    // Far beyond the limit: refused at once from the declared length, without reading it.
+    let huge = "A".repeat(8 * bankid_sim::MAX_BODY_BYTES);
+    let _ = c
+        .post(format!("{}collect", sim.base_url()))
+        .json(&json!({ "pad": huge }))
+        .send()
+        .await;
+    let (s, _) = collect(&c, &sim, "x").await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        sim.stats().handshakes,
+        before + 1,
+        "closed after the huge body"
+    );
+    for url in [
+        format!("{}collect", sim.base_url()),
+        format!("{}scenario", sim.control_url()),
+        format!("{}faults", sim.control_url()),
+    ] {
+        let before = sim.stats().handshakes;
+        let r = c
+            .post(&url)
+            .json(&json!({"orderRef": "x", "pad": pad}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 413, "{url}");
+        assert_eq!(r.headers()["connection"], "close");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["errorCode"], "invalidParameters");
+        assert!(details(&v).contains("larger than 262144 bytes"), "{v}");
+        // The connection was closed: the next request needs a new handshake.
+        let (s, _) = collect(&c, &sim, "x").await;
+        assert_eq!(s, 400);
+        assert_eq!(sim.stats().handshakes, before + 1, "{url}");
+    }
+    assert!(sim.pending_faults().is_empty());
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_tls_handshake_is_dropped() {
+    use tokio::io::AsyncReadExt;
+    assert_eq!(bankid_sim::HANDSHAKE_TIMEOUT, Duration::from_secs(10));
+    let sim = Simulator::start(SimConfig {
+        speed: 0.01,
+        handshake_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    // TCP only, never a ClientHello.
+    let mut silent = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    // Half a ClientHello, then nothing.
+    let mut half = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut half, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    for s in [&mut silent, &mut half] {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the simulator closed the connection")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "closed without an answer");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The socket closes as the handshake is abandoned; the counters follow right after.
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    while sim.stats().handshake_timeouts < 2 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let st = sim.stats();
+    assert_eq!((st.handshake_timeouts, st.refused_handshakes), (2, 2));
+    // A real client still gets through.
+    let c = client(&sim);
+    let (s, _) = collect(&c, &sim, "x").await;
+    assert_eq!(s, 400);
+}
