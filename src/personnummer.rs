@@ -132,7 +132,7 @@ fn century_for(yy: u32, mm: u32, dd: u32, plus: bool, today: Date) -> u32 {
     let (ty, tm, td) = today;
     // The latest year ≤ `y` that ends in `yy` (the distance is taken mod 100).
     // (0 when there is none: validation then rejects the year.)
-    let latest_at_most = |y: u32| y.checked_sub((y + 100 - yy % 100) % 100).unwrap_or(0);
+    let latest_at_most = |y: u32| y.saturating_sub((y + 100 - yy % 100) % 100);
     if plus {
         return latest_at_most(ty.saturating_sub(100));
     }

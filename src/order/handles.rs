@@ -114,6 +114,11 @@ impl<T> HandleTable<T> {
         self.used
     }
 
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+
     /// Every live id and value.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
         self.slots.iter().enumerate().filter_map(|(i, s)| {

@@ -44,12 +44,44 @@ pub(super) async fn run(inner: Arc<Inner>, cell: Arc<Cell>, request: PhoneAuthRe
     log::info!("order {order_ref} started for {}", cell.pnr.masked());
     cell.progress().order_ref = Some(order_ref.clone());
     if let End::Here = collect(&inner, &cell, &order_ref, deadline).await {
-        let limit = inner.config.request_timeout.min(super::CANCEL_TIMEOUT);
-        match tokio::time::timeout(limit, inner.client.cancel(&order_ref)).await {
-            Ok(Ok(())) => log::info!("order {order_ref} cancelled at BankID"),
-            Ok(Err(e)) => log::warn!("cancel of {order_ref}: {e}"),
-            Err(_) => log::warn!("cancel of {order_ref}: no answer within {limit:?}"),
+        cancel_at_bankid(&inner, &order_ref).await;
+    }
+}
+
+/// Tells BankID the order is over, best effort within [`super::CANCEL_TIMEOUT`]. A cancel may
+/// be sent again (a second one answers `invalidParameters`), so any failure but "no such
+/// order" is retried after 100, 200, 400 … ms while the budget lasts.
+async fn cancel_at_bankid(inner: &Inner, order_ref: &str) {
+    let until = Instant::now() + super::CANCEL_TIMEOUT;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let e = match tokio::time::timeout(left, inner.client.cancel(order_ref)).await {
+            Ok(Ok(())) => {
+                log::info!("order {order_ref} cancelled at BankID");
+                return;
+            }
+            Ok(Err(RpError::Api {
+                code: ErrorCode::InvalidParameters,
+                ..
+            })) => {
+                log::info!("order {order_ref}: BankID no longer has it; nothing to cancel");
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer".to_string(),
+        };
+        if Instant::now() + pause >= until {
+            log::warn!(
+                "cancel of {order_ref}: {e}; gave up after {:?}: the order may stay pending at \
+                 BankID until it expires",
+                super::CANCEL_TIMEOUT
+            );
+            return;
         }
+        log::warn!("cancel of {order_ref}: {e}; retrying in {pause:?}");
+        tokio::time::sleep(pause).await;
+        pause *= 2;
     }
 }
 
@@ -132,6 +164,8 @@ async fn collect(inner: &Inner, cell: &Cell, order_ref: &str, deadline: Instant)
     let cfg = &inner.config;
     let mut delay = cfg.poll_interval;
     let mut overload = 0;
+    // The code of the last answer if it was an overload (503/429).
+    let mut overloaded: Option<String> = None;
     loop {
         if !cell.is_cancelled() {
             sleep_or_cancel(cell, clamp_wait(delay, Duration::ZERO, deadline)).await;
@@ -141,7 +175,9 @@ async fn collect(inner: &Inner, cell: &Cell, order_ref: &str, deadline: Instant)
         }
         if Instant::now() >= deadline {
             log::warn!("order {order_ref}: local deadline passed; cancelling it at BankID");
-            cell.finish(State::Error, None, Some(local::DEADLINE.into()));
+            // Still overloaded at the end: BankID's code says more than "deadline".
+            let code = overloaded.take().unwrap_or_else(|| local::DEADLINE.into());
+            cell.finish(State::Error, None, Some(code));
             return End::Here;
         }
         delay = cfg.poll_interval;
@@ -152,16 +188,30 @@ async fn collect(inner: &Inner, cell: &Cell, order_ref: &str, deadline: Instant)
         match answer {
             Ok(resp) => {
                 overload = 0;
+                overloaded = None;
                 if let Some(end) = on_answer(inner, cell, order_ref, resp) {
                     return end;
                 }
             }
             Err(e) if e.is_retryable_overload() => {
-                delay = clamp_wait(backoff(&e, overload), cfg.poll_interval, deadline);
+                let wanted = backoff(&e, overload).max(cfg.poll_interval);
+                // (`checked_add`: a reset of 2⁶⁴ s must not overflow the clock.)
+                if Instant::now()
+                    .checked_add(wanted)
+                    .is_none_or(|t| t >= deadline)
+                {
+                    // BankID asks for longer than the order has left: end it now, not later.
+                    log::warn!("collect {order_ref}: {e}; no time left before the local deadline");
+                    cell.finish(State::Error, None, Some(e.code()));
+                    return End::Here;
+                }
+                delay = clamp_wait(wanted, cfg.poll_interval, deadline);
                 overload += 1;
+                overloaded = Some(e.code());
                 log::warn!("collect {order_ref}: {e}; retrying in {delay:?}");
             }
             Err(e @ (RpError::Transport { .. } | RpError::Decode(_))) => {
+                overloaded = None;
                 // A collect may be repeated: the next tick asks again.
                 log::warn!("collect {order_ref}: {e}; retrying on the next tick");
             }
