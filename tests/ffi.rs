@@ -284,7 +284,53 @@ fn the_c_abi_holds_its_conventions() {
             .unwrap(),
         "BANKID_DECLINED_RECENTLY"
     );
+
+    // Shutdown with an order pending while another thread keeps polling it: the order is
+    // cancelled at BankID before shutdown returns, and no poll waits longer than the shutdown.
+    let slow = CString::new("197204158880").unwrap();
+    let mut pending: bankid_order = 0;
+    assert_eq!(
+        unsafe { bankid_start(slow.as_ptr(), 0, &mut pending) },
+        BANKID_OK
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut longest = std::time::Duration::ZERO;
+            let mut st = 0u32;
+            let mut codes = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let t = std::time::Instant::now();
+                codes.insert(unsafe { bankid_poll(pending, &mut st) } as u32);
+                longest = longest.max(t.elapsed());
+            }
+            (longest, codes)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let t = std::time::Instant::now();
     assert_eq!(bankid_shutdown(), BANKID_OK);
+    let shutdown_took = t.elapsed();
+    let slow_order =
+        |o: &bankid_sim::OrderInfo| o.personal_number_masked.as_deref() == Some("720415-XXXX");
+    let slow_orders: Vec<_> = env.sim.orders().into_iter().filter(slow_order).collect();
+    assert!(
+        slow_orders.len() == 1 && slow_orders[0].cancelled_by_rp,
+        "the pending order was cancelled at BankID before bankid_shutdown returned: {:?}",
+        env.sim.orders()
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (longest, codes) = poller.join().unwrap();
+    assert!(
+        longest <= shutdown_took,
+        "a poll during shutdown took {longest:?}, the shutdown {shutdown_took:?}"
+    );
+    assert!(
+        codes.is_subset(&[BANKID_OK as u32, BANKID_NOT_INITIALIZED as u32].into()),
+        "{codes:?}"
+    );
 
     let lines = LOG.lock().unwrap().clone();
     assert!(
