@@ -14,7 +14,7 @@ use bankid::messages::Language;
 use bankid::{Engine, Personnummer, StartOptions, State};
 
 use crate::prompts;
-use bankid_ivr_cli::backend::Backend;
+use bankid_ivr_cli::backend::{Backend, SimulatorPolicy};
 
 /// Arguments of `fastagi`.
 #[derive(clap::Args, Debug)]
@@ -22,9 +22,14 @@ pub struct Args {
     /// Address to listen on (Asterisk's FastAGI default port is 4573).
     #[arg(long, default_value = "127.0.0.1:4573")]
     pub listen: SocketAddr,
-    /// Library configuration (TOML); default: BANKID_* variables, else an embedded simulator.
+    /// Library configuration (TOML); default: BANKID_* variables. Without either, the server
+    /// refuses to start (exit 2) unless --simulator is given.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Use the embedded simulator (a lab run: it identifies every valid number, no real
+    /// identities); also BANKID_SIMULATOR=1.
+    #[arg(long)]
+    pub simulator: bool,
     /// Default prompt language (a call may pass `lang=en`).
     #[arg(long, default_value = "sv")]
     pub lang: String,
@@ -305,7 +310,12 @@ fn identify(s: &mut Session, engine: &Engine, args: &Args) -> Step<&'static str>
 
 /// Runs the server until the process is stopped.
 pub fn run(args: Args) -> i32 {
-    let backend = match Backend::resolve(args.config.as_deref()) {
+    let backend = match Backend::resolve(
+        args.config.as_deref(),
+        SimulatorPolicy::OnlyWhenAsked,
+        args.simulator,
+        0.25,
+    ) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("bankid-ivr fastagi: {e}");
@@ -332,7 +342,9 @@ pub fn run(args: Args) -> i32 {
         .unwrap_or_default();
     println!("listening agi://{addr}/bankid-identify");
     if backend.is_simulated() {
-        eprintln!("bankid-ivr fastagi: no BankID configured: using the embedded simulator — no real identities");
+        eprintln!(
+            "bankid-ivr fastagi: using the embedded simulator (asked for) — no real identities"
+        );
     }
     let _ = std::io::stdout().flush();
     let args = Arc::new(args);
