@@ -5,7 +5,8 @@
 //! bankid-agent add-agent NAME [--accounts FILE]
 //! ```
 //! With no BankID configured (no `--config`, no `BANKID_*` variables) it runs against an
-//! embedded simulator and says so on the page.
+//! embedded simulator and says so on the page — by default only while it listens on a loopback
+//! address; on any other address only with `--simulator` (or `BANKID_SIMULATOR=1`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use bankid::order::Engine;
 use bankid_agent::accounts::{self, Accounts};
 use bankid_agent::limits::Limit;
 use bankid_agent::{App, Options};
-use bankid_ivr_cli::backend::Backend;
+use bankid_ivr_cli::backend::{Backend, SimulatorPolicy, NOT_CONFIGURED};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -34,9 +35,13 @@ struct Cli {
     #[arg(long, default_value = "bankid-agent-accounts.toml")]
     accounts: PathBuf,
     /// BankID configuration (TOML, as for libbankid); default: BANKID_* variables, else an
-    /// embedded simulator.
+    /// embedded simulator while --listen is a loopback address.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Use the embedded simulator (no real identities) even on a non-loopback --listen address;
+    /// also BANKID_SIMULATOR=1.
+    #[arg(long)]
+    simulator: bool,
     /// Serve HTTPS with this certificate chain (PEM); cookies are then marked Secure.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -96,7 +101,25 @@ fn run(cli: Cli) -> Result<(), String> {
     let agents = accounts.len();
     // The embedded simulator runs at half speed: a phone order takes about 4 s, long enough to
     // watch every step on the page.
-    let backend = Backend::resolve_with_speed(cli.config.as_deref(), 0.5)?;
+    // The simulator identifies every valid number: without configuration it is the default
+    // only where nobody else can reach the page.
+    let loopback = cli.listen.ip().to_canonical().is_loopback();
+    let policy = if loopback {
+        SimulatorPolicy::Default
+    } else {
+        SimulatorPolicy::OnlyWhenAsked
+    };
+    let backend =
+        Backend::resolve(cli.config.as_deref(), policy, cli.simulator, 0.5).map_err(|e| {
+            if e == NOT_CONFIGURED {
+                format!(
+                    "--listen {} is not a loopback address, so the embedded simulator is not used without asking: {e}",
+                    cli.listen
+                )
+            } else {
+                e
+            }
+        })?;
     let label = match &backend.config.endpoint {
         _ if backend.is_simulated() => "simulator".to_string(),
         Endpoint::Test => "BankID test".to_string(),
