@@ -97,12 +97,22 @@ fn run(cli: Cli) -> Result<(), String> {
         );
         return Ok(());
     }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Installed before the embedded simulator's directory exists: SIGTERM/SIGINT from here on
+    // end in the drops below (orders cancelled at BankID, the directory removed).
+    let mut stop = {
+        let _in_rt = rt.enter();
+        Shutdown::install()?
+    };
     let (accounts, first) = Accounts::load_or_create(&cli.accounts)?;
     let agents = accounts.len();
-    // The embedded simulator runs at half speed: a phone order takes about 4 s, long enough to
-    // watch every step on the page.
     // The simulator identifies every valid number: without configuration it is the default
-    // only where nobody else can reach the page.
+    // only where nobody else can reach the page. It runs at half speed: a phone order takes
+    // about 4 s, long enough to watch every step on the page.
     let loopback = cli.listen.ip().to_canonical().is_loopback();
     let policy = if loopback {
         SimulatorPolicy::Default
@@ -140,11 +150,6 @@ fn run(cli: Cli) -> Result<(), String> {
     opts.session_idle = Duration::from_secs(cli.session_idle_min.max(1) * 60);
     let app = App::new(opts);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(cli.listen)
             .await
@@ -171,7 +176,7 @@ fn run(cli: Cli) -> Result<(), String> {
         println!("open {scheme}://{addr}/ and log in");
         tokio::select! {
             r = bankid_agent::serve(listener, app.clone(), tls) => r.map_err(|e| e.to_string()),
-            _ = shutdown_signal() => {
+            _ = stop.recv() => {
                 println!("stopping: cancelling pending identifications");
                 Ok(())
             }
@@ -183,17 +188,26 @@ fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM and SIGINT.
+struct Shutdown {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    /// Installs the handlers; needs a runtime context.
+    fn install() -> Result<Shutdown, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Shutdown {
+            term: signal(SignalKind::terminate()).map_err(|e| format!("signals: {e}"))?,
+            int: signal(SignalKind::interrupt()).map_err(|e| format!("signals: {e}"))?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }

@@ -29,6 +29,8 @@ fn run_agent_with(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Running 
         .env_remove("BANKID_URL")
         .env("BANKID_SIM_SPEED", "0.05")
         .env("RUST_LOG", "debug")
+        // The embedded simulator's private directory goes here, where the tests can see it.
+        .env("TMPDIR", dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -316,6 +318,20 @@ fn a_broken_accounts_file_stops_the_start_with_the_reason() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The embedded simulator's directories in `dir` (its TMPDIR).
+fn simulator_dirs(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref().is_ok_and(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("bankid-ivr-sim-")
+            })
+        })
+        .count()
+}
+
 #[test]
 fn on_a_non_loopback_address_the_simulator_runs_only_when_asked() {
     let dir = std::env::temp_dir().join(format!("agent-bin-any-{}", std::process::id()));
@@ -356,7 +372,13 @@ fn on_a_non_loopback_address_the_simulator_runs_only_when_asked() {
         "{:?}",
         run.stdout
     );
+    assert_eq!(
+        simulator_dirs(&dir),
+        1,
+        "the simulator's directory while running"
+    );
     stop(run);
+    assert_eq!(simulator_dirs(&dir), 0, "removed on SIGTERM");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
