@@ -174,7 +174,17 @@ fn private_dir(parent: &Path) -> Result<PathBuf, String> {
         let name = format!("bankid-ivr-sim-{:032x}", rand::rng().random::<u128>());
         let dir = parent.join(name);
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => return Ok(dir),
+            Ok(()) => {
+                // Exactly 0700 whatever the umask (0700 & !umask could drop the owner's bits).
+                use std::os::unix::fs::PermissionsExt;
+                if let Err(e) =
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                {
+                    let _ = std::fs::remove_dir(&dir);
+                    return Err(format!("embedded simulator: {}: {e}", dir.display()));
+                }
+                return Ok(dir);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => {
                 return Err(format!(
