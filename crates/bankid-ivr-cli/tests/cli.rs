@@ -606,3 +606,39 @@ fn flow_run_keeps_the_simulator_default_and_shares_it_with_a_system_block() {
     assert!(out.contains("embedded simulator"), "{out}");
     assert!(out.contains(r#"__BANKID_RESULT = "Identification successful for social security number 850312-1116""#), "{out}");
 }
+
+#[test]
+fn fastagi_with_the_simulator_asked_removes_its_directory_on_sigterm_and_sigint() {
+    for signal in ["TERM", "INT"] {
+        let tmp = temp_dir(&format!("fastagi-simdir-{signal}"));
+        let mut child = bare_command(&tmp)
+            .args(["fastagi", "--simulator", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        assert!(first.starts_with("listening agi://"), "{first:?}");
+        let dirs = || {
+            std::fs::read_dir(&tmp)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("client.key").is_file())
+                .count()
+        };
+        assert_eq!(dirs(), 1, "SIG{signal}: the simulator's directory");
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let st = wait_exit(&mut child, Duration::from_secs(6));
+        assert_eq!(st.code(), Some(0), "SIG{signal}");
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "SIG{signal}: left behind {left:?}");
+    }
+}
