@@ -648,6 +648,16 @@ fn sigterm_cancels_every_pending_order_and_tells_live_calls() {
             && o.iter()
                 .all(|o| o.hint_code.as_deref() == Some("userCallConfirm"))
     });
+    // A fourth call is still at the prompt for a number (its GET DATA unanswered).
+    let keying = TcpStream::connect(&server.addr).unwrap();
+    keying
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (&keying).write_all(ENVIRONMENT.as_bytes()).unwrap();
+    let mut keying_r = BufReader::new(keying.try_clone().unwrap());
+    let mut line = String::new();
+    keying_r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("GET DATA"), "{line:?}");
     let t = Instant::now();
     server.signal("TERM");
     let st = server.wait_exit(Duration::from_secs(6));
@@ -666,6 +676,15 @@ fn sigterm_cancels_every_pending_order_and_tells_live_calls() {
             "{cmds:?}"
         );
     }
+    // It hears the same (Asterisk runs the commands once its GET DATA ends), though it never
+    // answers; the server does not wait for it past its short stop deadline.
+    let mut rest = String::new();
+    let _ = keying_r.read_to_string(&mut rest);
+    assert!(
+        rest.contains("SET VARIABLE __BANKID_RESULT \"Identification failed\"")
+            && rest.contains("SET VARIABLE BANKID_STATUS \"error\""),
+        "{rest:?}"
+    );
     let orders = sim.orders();
     assert_eq!(orders.len(), 3);
     for o in &orders {
