@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Benchmarks against bankid-sim on 127.0.0.1 over mutual TLS. Prints a table.
-#   bash bench/run.sh            # full (about 4 minutes after the release build)
+#   bash bench/run.sh            # full (about 5 minutes after the release build)
 #   bash bench/run.sh --quick    # reduced (CI): small sizes, same code paths
 # 1. bankid_poll latency from C (here); 2. concurrent orders, 3. cost per identification against
-# curl, pybankid and the npm `bankid` package, 4. detection latency (bench/bench.py).
+# curl, pybankid and the npm `bankid` package, 4. detection latency (bench/bench.py), 5. the FastAGI
+# server holding --max-calls concurrent calls (bench/fastagi.py).
 # Peers are installed here when missing: pybankid into .venv, `bankid` from npm into bench/peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0; [ "${1:-}" = "--quick" ] && quick=1
-cargo build --release -q -p bankid-ivr -p bankid-sim
+cargo build --release -q -p bankid-ivr -p bankid-sim -p bankid-ivr-cli
 # Honour CARGO_TARGET_DIR (the build above does); bench.py reads BANKID_BENCH_TARGET.
 rel=${CARGO_TARGET_DIR:-target}/release
 export BANKID_BENCH_TARGET=$rel
@@ -48,3 +49,7 @@ done
 # The simulator above is only for part 1; each later part starts its own.
 kill $sim 2>/dev/null; wait $sim 2>/dev/null || true
 if [ $quick = 1 ]; then python3 bench/bench.py --quick; else python3 bench/bench.py; fi
+echo
+echo "## 5. The FastAGI server (bankid-ivr fastagi) holding --max-calls concurrent calls"
+echo
+if [ $quick = 1 ]; then python3 bench/fastagi.py --quick; else python3 bench/fastagi.py; fi

@@ -31,8 +31,8 @@ cargo test --workspace --no-fail-fast
 step "the README's run command (the agent page) works on a machine with no BankID configured"
 bash scripts/check-agent-run.sh
 
-step "bankid-ivr identify (Cally Square's System block) with the embedded simulator"
-out=$(env -u BANKID_PRESET -u BANKID_URL BANKID_SIM_SPEED=0.05 cargo run -q --bin bankid-ivr -- identify 198503121116)
+step "bankid-ivr identify (Cally Square's System block) with the embedded simulator, asked for with --simulator"
+out=$(env -u BANKID_PRESET -u BANKID_URL BANKID_SIM_SPEED=0.05 cargo run -q --bin bankid-ivr -- identify --simulator 198503121116)
 [ "$out" = "Identification successful for social security number 850312-1116" ] || { echo "unexpected: $out"; exit 1; }
 echo "$out"
 

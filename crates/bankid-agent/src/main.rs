@@ -5,7 +5,8 @@
 //! bankid-agent add-agent NAME [--accounts FILE]
 //! ```
 //! With no BankID configured (no `--config`, no `BANKID_*` variables) it runs against an
-//! embedded simulator and says so on the page.
+//! embedded simulator and says so on the page — by default only while it listens on a loopback
+//! address; on any other address only with `--simulator` (or `BANKID_SIMULATOR=1`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use bankid::order::Engine;
 use bankid_agent::accounts::{self, Accounts};
 use bankid_agent::limits::Limit;
 use bankid_agent::{App, Options};
-use bankid_ivr_cli::backend::Backend;
+use bankid_ivr_cli::backend::{Backend, SimulatorPolicy, NOT_CONFIGURED};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -34,9 +35,13 @@ struct Cli {
     #[arg(long, default_value = "bankid-agent-accounts.toml")]
     accounts: PathBuf,
     /// BankID configuration (TOML, as for libbankid); default: BANKID_* variables, else an
-    /// embedded simulator.
+    /// embedded simulator while --listen is a loopback address.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Use the embedded simulator (no real identities) even on a non-loopback --listen address;
+    /// also BANKID_SIMULATOR=1.
+    #[arg(long)]
+    simulator: bool,
     /// Serve HTTPS with this certificate chain (PEM); cookies are then marked Secure.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -92,11 +97,39 @@ fn run(cli: Cli) -> Result<(), String> {
         );
         return Ok(());
     }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Installed before the embedded simulator's directory exists: SIGTERM/SIGINT from here on
+    // end in the drops below (orders cancelled at BankID, the directory removed).
+    let mut stop = {
+        let _in_rt = rt.enter();
+        Shutdown::install()?
+    };
     let (accounts, first) = Accounts::load_or_create(&cli.accounts)?;
     let agents = accounts.len();
-    // The embedded simulator runs at half speed: a phone order takes about 4 s, long enough to
-    // watch every step on the page.
-    let backend = Backend::resolve_with_speed(cli.config.as_deref(), 0.5)?;
+    // The simulator identifies every valid number: without configuration it is the default
+    // only where nobody else can reach the page. It runs at half speed: a phone order takes
+    // about 4 s, long enough to watch every step on the page.
+    let loopback = cli.listen.ip().to_canonical().is_loopback();
+    let policy = if loopback {
+        SimulatorPolicy::Default
+    } else {
+        SimulatorPolicy::OnlyWhenAsked
+    };
+    let backend =
+        Backend::resolve(cli.config.as_deref(), policy, cli.simulator, 0.5).map_err(|e| {
+            if e == NOT_CONFIGURED {
+                format!(
+                    "--listen {} is not a loopback address, so the embedded simulator is not used without asking: {e}",
+                    cli.listen
+                )
+            } else {
+                e
+            }
+        })?;
     let label = match &backend.config.endpoint {
         _ if backend.is_simulated() => "simulator".to_string(),
         Endpoint::Test => "BankID test".to_string(),
@@ -117,11 +150,6 @@ fn run(cli: Cli) -> Result<(), String> {
     opts.session_idle = Duration::from_secs(cli.session_idle_min.max(1) * 60);
     let app = App::new(opts);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(cli.listen)
             .await
@@ -148,7 +176,7 @@ fn run(cli: Cli) -> Result<(), String> {
         println!("open {scheme}://{addr}/ and log in");
         tokio::select! {
             r = bankid_agent::serve(listener, app.clone(), tls) => r.map_err(|e| e.to_string()),
-            _ = shutdown_signal() => {
+            _ = stop.recv() => {
                 println!("stopping: cancelling pending identifications");
                 Ok(())
             }
@@ -160,17 +188,26 @@ fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM and SIGINT.
+struct Shutdown {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    /// Installs the handlers; needs a runtime context.
+    fn install() -> Result<Shutdown, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Shutdown {
+            term: signal(SignalKind::terminate()).map_err(|e| format!("signals: {e}"))?,
+            int: signal(SignalKind::interrupt()).map_err(|e| format!("signals: {e}"))?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }

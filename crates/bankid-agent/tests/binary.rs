@@ -17,14 +17,20 @@ fn run_agent(dir: &std::path::Path) -> Running {
 }
 
 fn run_agent_with(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
-        .args(["--listen", "127.0.0.1:0", "--accounts"])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bankid-agent"));
+    if !extra.iter().any(|a| *a == "--listen") {
+        command.args(["--listen", "127.0.0.1:0"]);
+    }
+    let mut child = command
+        .arg("--accounts")
         .arg(dir.join("agents.toml"))
         .args(extra)
         .env_remove("BANKID_PRESET")
         .env_remove("BANKID_URL")
         .env("BANKID_SIM_SPEED", "0.05")
         .env("RUST_LOG", "debug")
+        // The embedded simulator's private directory goes here, where the tests can see it.
+        .env("TMPDIR", dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -309,5 +315,139 @@ fn a_broken_accounts_file_stops_the_start_with_the_reason() {
     let pw = said.split("password ").nth(1).unwrap().trim();
     let acc = bankid_agent::accounts::Accounts::load(&dir.join("new.toml")).unwrap();
     assert_eq!(acc.verify("lisa", pw).as_deref(), Some("lisa"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The embedded simulator's directories in `dir` (its TMPDIR).
+fn simulator_dirs(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref().is_ok_and(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("bankid-ivr-sim-")
+            })
+        })
+        .count()
+}
+
+#[test]
+fn on_a_non_loopback_address_the_simulator_runs_only_when_asked() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-any-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+        .args(["--listen", "0.0.0.0:0", "--accounts"])
+        .arg(dir.join("agents.toml"))
+        .env_remove("BANKID_PRESET")
+        .env_remove("BANKID_URL")
+        .env_remove("BANKID_SIMULATOR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("0.0.0.0:0") && err.contains("not a loopback address"),
+        "{err}"
+    );
+    for setting in ["--config", "BANKID_PRESET", "BANKID_URL", "--simulator"] {
+        assert!(err.contains(setting), "{setting} not named: {err}");
+    }
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("open http"),
+        "never served"
+    );
+    // Asked for: it runs, and the banner says so.
+    let run = run_agent_with(
+        &dir,
+        &[
+            "--listen".as_ref(),
+            "0.0.0.0:0".as_ref(),
+            "--simulator".as_ref(),
+        ],
+    );
+    assert!(
+        run.stdout.join("\n").contains("embedded simulator"),
+        "{:?}",
+        run.stdout
+    );
+    assert_eq!(
+        simulator_dirs(&dir),
+        1,
+        "the simulator's directory while running"
+    );
+    stop(run);
+    assert_eq!(simulator_dirs(&dir), 0, "removed on SIGTERM");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cancels_pending_orders_at_bankid() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-term-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sim = bankid_sim::Simulator::start(bankid_sim::SimConfig {
+        speed: 0.05,
+        certs_dir: Some(dir.join("pki")),
+        ..Default::default()
+    })
+    .unwrap();
+    let config = dir.join("bankid.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{}\"\nca_file = \"pki/ca.pem\"\ncert_file = \"pki/client.pem\"\nkey_file = \"pki/client.key\"\npoll_interval_ms = 50\n",
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    // Pending until cancelled: the caller never confirms.
+    sim.set_scenario(
+        "198503121116",
+        bankid_sim::Scenario {
+            steps: vec![bankid_sim::Step {
+                hint_code: "userCallConfirm".into(),
+                ms: 10_000_000,
+            }],
+            outcome: "complete".into(),
+        },
+    );
+    let run = run_agent_with(&dir, &["--config".as_ref(), config.as_os_str()]);
+    let (user, password) = first_login(&run);
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let base = run.url.clone();
+    let session = login(&http, &base, &user, &password).await;
+    let csrf = session["csrf"].as_str().unwrap().to_string();
+    let (status, order) = post(
+        &http,
+        &format!("{base}/api/identify"),
+        &csrf,
+        json!({"personalNumber": "198503121116"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !sim.orders().iter().any(|o| o.status == "pending") {
+        assert!(Instant::now() < until, "no order at BankID");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    stop(run);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}",
+        started.elapsed()
+    );
+    let orders = sim.orders();
+    assert_eq!(orders.len(), 1);
+    assert!(
+        orders[0].cancelled_by_rp,
+        "pending at BankID after SIGTERM: {orders:?}"
+    );
+    sim.shutdown();
     std::fs::remove_dir_all(&dir).unwrap();
 }

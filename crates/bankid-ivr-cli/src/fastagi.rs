@@ -2,19 +2,42 @@
 //! block (`agi://HOST:4573/bankid-identify`): `GET DATA` for the 12 digits with retries,
 //! `STREAM FILE` prompts following the order's state, the order through the library, and
 //! `SET VARIABLE` of the result. A hang-up (`HANGUP`, `-1`, `511`, a closed socket) releases the
-//! order, which cancels it at BankID at once. One thread per call; the engine is shared.
+//! order, which cancels it at BankID at once.
+//!
+//! FastAGI has no authentication: whoever reaches the port can key in anybody's number and make
+//! BankID ask that person to confirm a call with us. So only `--allow`ed peers (default:
+//! loopback) get a byte read, and nothing a peer sends can exhaust the process: lines are at
+//! most [`MAX_LINE`] bytes, the AGI environment at most [`MAX_ENV_LINES`] lines and has a
+//! deadline, every command's reply has a deadline, and at most `--max-calls` calls run at once
+//! (one task each on one async thread; beyond the cap a connection is closed at once). On
+//! SIGTERM/SIGINT it stops accepting, cancels every pending order at BankID, tells live calls
+//! `BANKID_STATUS=error`, and exits 0.
 
-use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use bankid::messages::Language;
 use bankid::{Engine, Personnummer, StartOptions, State};
 
 use crate::prompts;
-use bankid_ivr_cli::backend::Backend;
+use bankid_ivr_cli::backend::{Backend, SimulatorPolicy};
+
+/// Longest line accepted from Asterisk, newline included; a longer one closes the connection.
+pub const MAX_LINE: usize = 8 * 1024;
+/// Most `agi_*` lines accepted in a session's environment (Asterisk sends about 25).
+pub const MAX_ENV_LINES: usize = 128;
+/// The `GET DATA` timeout given to Asterisk, in milliseconds.
+const GET_DATA_TIMEOUT_MS: u64 = 10_000;
+/// How long a call may take to hear that the server is stopping.
+const SHUTDOWN_TELL: Duration = Duration::from_secs(2);
 
 /// Arguments of `fastagi`.
 #[derive(clap::Args, Debug)]
@@ -22,9 +45,22 @@ pub struct Args {
     /// Address to listen on (Asterisk's FastAGI default port is 4573).
     #[arg(long, default_value = "127.0.0.1:4573")]
     pub listen: SocketAddr,
-    /// Library configuration (TOML); default: BANKID_* variables, else an embedded simulator.
+    /// Peers allowed to connect, ADDR/PREFIX (IPv4 or IPv6; repeatable), e.g. the Asterisk host
+    /// 10.0.0.7/32. Default: loopback only (127.0.0.0/8 and ::1). Anyone else is disconnected
+    /// before a byte is read.
+    #[arg(long = "allow", value_name = "ADDR/PREFIX", value_parser = Cidr::parse)]
+    pub allow: Vec<Cidr>,
+    /// Calls served at once; a connection beyond it is closed at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_calls: usize,
+    /// Library configuration (TOML); default: BANKID_* variables. Without either, the server
+    /// refuses to start (exit 2) unless --simulator is given.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Use the embedded simulator (a lab run: it identifies every valid number, no real
+    /// identities); also BANKID_SIMULATOR=1.
+    #[arg(long)]
+    pub simulator: bool,
     /// Default prompt language (a call may pass `lang=en`).
     #[arg(long, default_value = "sv")]
     pub lang: String,
@@ -37,6 +73,100 @@ pub struct Args {
     /// Give up on an order (and cancel it) after this many seconds.
     #[arg(long, default_value_t = 180)]
     pub timeout_s: u64,
+    /// Deadline for Asterisk's AGI environment (the `agi_*` lines), in milliseconds.
+    #[arg(long, default_value_t = 10_000, hide = true)]
+    pub env_deadline_ms: u64,
+    /// Deadline for each command's reply, in milliseconds (GET DATA: plus its own timeout).
+    #[arg(long, default_value_t = 30_000, hide = true)]
+    pub reply_deadline_ms: u64,
+}
+
+/// An address block, `ADDR/PREFIX` (a bare address is a single host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `10.0.0.7/32`, `10.0.0.0/24`, `::1/128`, `fd00::/8` or a bare address. Bits set
+    /// beyond the prefix (`10.0.0.5/24`) are refused: the intent is unclear.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: not an IPv4 or IPv6 address (ADDR/PREFIX)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix must be 0 to {max}"))?,
+        };
+        let cidr = Cidr { addr, prefix };
+        let net = cidr.network();
+        if net != addr {
+            return Err(format!(
+                "{s:?}: bits set beyond /{prefix}; write {net}/{prefix} for the network or {addr}/{max} for the host"
+            ));
+        }
+        Ok(cidr)
+    }
+
+    /// The default: loopback only.
+    pub fn loopback() -> Vec<Cidr> {
+        vec![
+            Cidr {
+                addr: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
+                prefix: 8,
+            },
+            Cidr {
+                addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                prefix: 128,
+            },
+        ]
+    }
+
+    fn network(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask32(self.prefix))),
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask128(self.prefix))),
+        }
+    }
+
+    /// Whether `ip` is in this block (an IPv4-mapped IPv6 peer counts as its IPv4 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                (u32::from(net) ^ u32::from(ip)) & mask32(self.prefix) == 0
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                (u128::from(net) ^ u128::from(ip)) & mask128(self.prefix) == 0
+            }
+            _ => false,
+        }
+    }
+}
+
+fn mask32(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn mask128(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 /// Why a session stopped early.
@@ -44,7 +174,7 @@ pub struct Args {
 enum Stop {
     /// The caller hung up.
     HungUp,
-    /// The connection broke or Asterisk said something unexpected.
+    /// The connection broke, a limit was hit, or Asterisk said something unexpected.
     Broken(String),
 }
 
@@ -59,14 +189,6 @@ struct Reply {
     data: Option<String>,
 }
 
-struct Session {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    lang: Language,
-    var: String,
-    peer: String,
-}
-
 fn parse_reply(line: &str) -> Step<Reply> {
     let line = line.trim_end();
     if line == "HANGUP" {
@@ -78,7 +200,7 @@ fn parse_reply(line: &str) -> Step<Reply> {
             let rest = rest.trim();
             let value = rest
                 .strip_prefix("result=")
-                .ok_or_else(|| Stop::Broken(format!("unexpected reply {line:?}")))?;
+                .ok_or_else(|| Stop::Broken(format!("unexpected reply {:?}", short(line))))?;
             let (result, data) = match value.split_once(' ') {
                 Some((r, d)) => (
                     r.to_string(),
@@ -97,142 +219,287 @@ fn parse_reply(line: &str) -> Step<Reply> {
             Ok(Reply { result, data })
         }
         "511" => Err(Stop::HungUp),
-        _ => Err(Stop::Broken(format!("Asterisk answered {line:?}"))),
+        _ => Err(Stop::Broken(format!("Asterisk answered {:?}", short(line)))),
     }
+}
+
+/// At most 80 characters of something a peer sent, for a log line.
+fn short(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// The server's settings, shared by every call.
+struct Settings {
+    allow: Vec<Cidr>,
+    max_calls: usize,
+    lang: Language,
+    var: String,
+    attempts: u32,
+    order_timeout: Duration,
+    env_deadline: Duration,
+    reply_deadline: Duration,
+}
+
+/// One call's connection. The line buffer lives here, not in a read: bytes of a line that
+/// arrives in pieces (`HANG`, then `UP\n`) are kept across reads, watches and their timeouts.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// The next line without its line end. Cancel-safe: whatever was read stays in the buffer.
+    async fn read_line(&mut self) -> Step<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                if i + 1 > MAX_LINE {
+                    return Err(Stop::Broken(format!("a line longer than {MAX_LINE} bytes")));
+                }
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                let text = String::from_utf8_lossy(&line);
+                return Ok(text.trim_end_matches(['\n', '\r']).to_string());
+            }
+            if self.buf.len() >= MAX_LINE {
+                return Err(Stop::Broken(format!("a line longer than {MAX_LINE} bytes")));
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .await
+                .map_err(|e| Stop::Broken(e.to_string()))?;
+            if n == 0 {
+                return Err(Stop::HungUp);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+struct Session {
+    conn: Conn,
+    lang: Language,
+    var: String,
+    peer: SocketAddr,
+    /// The caller's number as Asterisk gives it (`agi_callerid`; `None` for `unknown`).
+    // LEAD (issue 10 §3): pass this on as `StartOptions::caller_id` for the per-caller-ID limit,
+    // in `identify` below where the order is started.
+    caller_id: Option<String>,
+    /// The AGI environment has been read: commands may be sent.
+    environment_read: bool,
+    /// A command was sent and its reply has not been read yet.
+    awaiting_reply: bool,
+    reply_deadline: Duration,
 }
 
 impl Session {
-    fn read_line(&mut self) -> Step<String> {
-        let mut line = String::new();
-        loop {
-            match self.reader.read_line(&mut line) {
-                Ok(0) => return Err(Stop::HungUp),
-                Ok(_) => return Ok(line),
-                Err(e)
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-                        && !line.is_empty() =>
-                {
-                    continue
+    async fn command(&mut self, cmd: &str) -> Step<Reply> {
+        let extra = if cmd.starts_with("GET DATA") {
+            Duration::from_millis(GET_DATA_TIMEOUT_MS)
+        } else {
+            Duration::ZERO
+        };
+        let deadline = self.reply_deadline + extra;
+        let exchange = async {
+            self.awaiting_reply = true;
+            self.conn
+                .stream
+                .write_all(format!("{cmd}\n").as_bytes())
+                .await
+                .map_err(|_| Stop::HungUp)?;
+            loop {
+                let line = self.conn.read_line().await?;
+                if line.trim().is_empty() {
+                    continue;
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Err(Stop::Broken("timeout".into()))
-                }
-                Err(e) => return Err(Stop::Broken(e.to_string())),
+                self.awaiting_reply = false;
+                return parse_reply(&line);
             }
-        }
+        };
+        let verb = cmd.split(' ').take(2).collect::<Vec<_>>().join(" ");
+        timeout(deadline, exchange).await.map_err(|_| {
+            Stop::Broken(format!(
+                "no reply to {verb} within {} ms",
+                deadline.as_millis()
+            ))
+        })?
     }
 
-    fn command(&mut self, cmd: &str) -> Step<Reply> {
-        self.writer
-            .write_all(format!("{cmd}\n").as_bytes())
-            .map_err(|_| Stop::HungUp)?;
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_secs(120)))
-            .ok();
-        loop {
-            let line = self.read_line()?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            return parse_reply(&line);
-        }
-    }
-
-    fn play(&mut self, prompt: &str) -> Step<()> {
+    async fn play(&mut self, prompt: &str) -> Step<()> {
         self.command(&format!("STREAM FILE {prompt} \"\""))
+            .await
             .map(|_| ())
     }
 
-    fn set_var(&mut self, name: &str, value: &str) -> Step<()> {
-        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
-        self.command(&format!("SET VARIABLE {name} \"{escaped}\""))
-            .map(|_| ())
+    async fn set_var(&mut self, name: &str, value: &str) -> Step<()> {
+        self.command(&set_variable(name, value)).await.map(|_| ())
     }
 
     /// Waits up to `d` for Asterisk to say something unprompted (only a hang-up is expected).
-    fn watch(&mut self, d: Duration) -> Step<()> {
-        self.reader.get_ref().set_read_timeout(Some(d)).ok();
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) => Err(Stop::HungUp),
-            Ok(_) if line.trim() == "HANGUP" => Err(Stop::HungUp),
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(()),
-            Err(_) => Err(Stop::HungUp),
+    async fn watch(&mut self, d: Duration) -> Step<()> {
+        tokio::select! {
+            line = self.conn.read_line() => match line? {
+                l if l.trim() == "HANGUP" => Err(Stop::HungUp),
+                _ => Ok(()),
+            },
+            _ = sleep(d) => Ok(()),
         }
+    }
+
+    /// Reads the `agi_*` lines up to the empty line, within the deadline and the line cap;
+    /// returns the script request and arguments.
+    async fn read_environment(&mut self, deadline: Duration) -> Step<String> {
+        let until = Instant::now() + deadline;
+        let read = async {
+            let mut request = String::new();
+            for _ in 0..MAX_ENV_LINES {
+                let line = self.conn.read_line().await?;
+                if line.is_empty() {
+                    return Ok(request);
+                }
+                let Some((k, v)) = line.split_once(": ") else {
+                    continue;
+                };
+                if (k == "agi_network_script" || k == "agi_request" || k.starts_with("agi_arg_"))
+                    && request.len() + v.len() < 4096
+                {
+                    request.push(',');
+                    request.push_str(v);
+                }
+                if k == "agi_callerid" {
+                    let v = v.trim();
+                    if !v.is_empty()
+                        && v != "unknown"
+                        && v.len() <= 64
+                        && v.chars().all(|c| !c.is_control())
+                    {
+                        self.caller_id = Some(v.to_string());
+                    }
+                }
+            }
+            Err(Stop::Broken(format!(
+                "more than {MAX_ENV_LINES} AGI environment lines"
+            )))
+        };
+        timeout_at(until, read).await.map_err(|_| {
+            Stop::Broken(format!(
+                "AGI environment not complete within {} ms",
+                deadline.as_millis()
+            ))
+        })?
     }
 }
 
-fn serve_call(stream: TcpStream, engine: &Engine, args: &Args) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let Ok(writer) = stream.try_clone() else {
-        return;
-    };
-    let mut s = Session {
-        reader: BufReader::new(stream),
-        writer,
-        lang: Language::parse(&args.lang).unwrap_or_default(),
-        var: args.var.clone(),
-        peer,
-    };
-    s.reader
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok();
-    // Session start: agi_* headers, then an empty line.
-    let mut request = String::new();
-    loop {
-        let Ok(line) = s.read_line() else { return };
-        let line = line.trim_end().to_string();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(": ") {
-            if k == "agi_network_script" || k == "agi_request" || k.starts_with("agi_arg_") {
-                request.push(',');
-                request.push_str(v);
-            }
-        }
+fn set_variable(name: &str, value: &str) -> String {
+    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("SET VARIABLE {name} \"{escaped}\"")
+}
+
+/// Releases the order when dropped: a hang-up, a broken connection or a shutdown anywhere
+/// cancels it at BankID.
+struct OrderGuard(Arc<Engine>, u64);
+impl Drop for OrderGuard {
+    fn drop(&mut self) {
+        let _ = self.0.release(self.1);
     }
+}
+
+async fn serve_call(
+    stream: TcpStream,
+    peer: SocketAddr,
+    engine: Arc<Engine>,
+    settings: Arc<Settings>,
+    mut stopping: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let mut s = Session {
+        conn: Conn {
+            stream,
+            buf: Vec::new(),
+        },
+        lang: settings.lang,
+        var: settings.var.clone(),
+        peer,
+        caller_id: None,
+        environment_read: false,
+        awaiting_reply: false,
+        reply_deadline: settings.reply_deadline,
+    };
+    let outcome = tokio::select! {
+        r = session(&mut s, &engine, &settings) => Some(r),
+        _ = stopping.wait_for(|stop| *stop) => None,
+    };
+    // The session's future is gone here: an order it held has been released (cancelled at
+    // BankID).
+    match outcome {
+        Some(Ok(outcome)) => log::info!("call {peer}: {outcome}"),
+        Some(Err(Stop::HungUp)) => log::info!("call {peer}: caller hung up"),
+        Some(Err(Stop::Broken(e))) => log::warn!("call {peer}: closed: {e}"),
+        None if s.environment_read => {
+            let failed = engine.config().result_failed.clone();
+            let tell = async {
+                let var = s.var.clone();
+                let cmds = format!(
+                    "{}\n{}\n",
+                    set_variable(&var, &failed),
+                    set_variable("BANKID_STATUS", "error")
+                );
+                let expected = 2 + usize::from(s.awaiting_reply);
+                s.conn.stream.write_all(cmds.as_bytes()).await.ok()?;
+                let mut seen = 0;
+                while seen < expected {
+                    if !s.conn.read_line().await.ok()?.trim().is_empty() {
+                        seen += 1;
+                    }
+                }
+                Some(())
+            };
+            let told = timeout(SHUTDOWN_TELL, tell).await.ok().flatten().is_some();
+            log::warn!(
+                "call {peer}: server stopping: BANKID_STATUS=error {}",
+                if told { "set" } else { "sent (no reply)" }
+            );
+        }
+        None => log::info!("call {peer}: server stopping before the call started"),
+    }
+}
+
+async fn session(s: &mut Session, engine: &Arc<Engine>, settings: &Settings) -> Step<&'static str> {
+    let request = s.read_environment(settings.env_deadline).await?;
+    s.environment_read = true;
     // Options from the script URL's query or the AGI arguments: lang=en, var=NAME.
     for part in request.split(['?', '&', ',']) {
         match part.split_once('=') {
             Some(("lang", v)) => s.lang = Language::parse(v).unwrap_or(s.lang),
             Some(("var", v))
-                if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                if !v.is_empty()
+                    && v.len() <= 64
+                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
             {
                 s.var = v.to_string()
             }
             _ => {}
         }
     }
-    match identify(&mut s, engine, args) {
-        Ok(outcome) => log::info!("call {}: {outcome}", s.peer),
-        Err(Stop::HungUp) => log::info!("call {}: caller hung up", s.peer),
-        Err(Stop::Broken(e)) => log::warn!("call {}: {e}", s.peer),
-    }
+    identify(s, engine, settings).await
 }
 
-/// Releases the order when dropped: a hang-up anywhere cancels it at BankID.
-struct OrderGuard<'a>(&'a Engine, u64);
-impl Drop for OrderGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.release(self.1);
-    }
-}
-
-fn identify(s: &mut Session, engine: &Engine, args: &Args) -> Step<&'static str> {
+async fn identify(
+    s: &mut Session,
+    engine: &Arc<Engine>,
+    settings: &Settings,
+) -> Step<&'static str> {
     let failed_text = engine.config().result_failed.clone();
     let mut pnr = None;
-    for _ in 0..args.attempts.max(1) {
-        let reply = s.command("GET DATA bankid-enter-pnr 10000 12")?;
+    for _ in 0..settings.attempts.max(1) {
+        let reply = s
+            .command(&format!(
+                "GET DATA bankid-enter-pnr {GET_DATA_TIMEOUT_MS} 12"
+            ))
+            .await?;
         let digits: String = reply.result.chars().filter(char::is_ascii_digit).collect();
         if digits.is_empty() {
-            s.play("bankid-invalid-entry")?;
+            s.play("bankid-invalid-entry").await?;
             continue;
         }
         match Personnummer::parse_dtmf(&digits) {
@@ -245,31 +512,33 @@ fn identify(s: &mut Session, engine: &Engine, args: &Args) -> Step<&'static str>
                     "call {}: number refused locally ({e}); re-prompting",
                     s.peer
                 );
-                s.play("bankid-invalid-pnr")?;
+                s.play("bankid-invalid-pnr").await?;
             }
         }
     }
     let Some(pnr) = pnr else {
         let var = s.var.clone();
-        s.set_var(&var, &failed_text)?;
-        s.set_var("BANKID_STATUS", "no-number")?;
-        s.play("bankid-failed")?;
+        s.set_var(&var, &failed_text).await?;
+        s.set_var("BANKID_STATUS", "no-number").await?;
+        s.play("bankid-failed").await?;
         return Ok("no valid number entered");
     };
-    let id = match engine.start(&pnr, StartOptions::default()) {
+    // LEAD (issue 10 §3): `s.caller_id` goes into these options once `StartOptions` has it.
+    let options = StartOptions::default();
+    let id = match engine.start(&pnr, options) {
         Ok(id) => id,
         Err(e) => {
             log::warn!("call {}: {e}", s.peer);
             let var = s.var.clone();
-            s.set_var(&var, &failed_text)?;
-            s.set_var("BANKID_STATUS", "error")?;
-            s.play("bankid-error")?;
+            s.set_var(&var, &failed_text).await?;
+            s.set_var("BANKID_STATUS", "error").await?;
+            s.play("bankid-error").await?;
             return Ok("could not start");
         }
     };
-    let guard = OrderGuard(engine, id);
-    s.play("bankid-open-app")?;
-    let until = Instant::now() + Duration::from_secs(args.timeout_s);
+    let guard = OrderGuard(engine.clone(), id);
+    s.play("bankid-open-app").await?;
+    let until = Instant::now() + settings.order_timeout;
     let mut last_prompt = "";
     let view = loop {
         let v = engine.poll(id).map_err(|e| Stop::Broken(e.to_string()))?;
@@ -278,34 +547,159 @@ fn identify(s: &mut Session, engine: &Engine, args: &Args) -> Step<&'static str>
         }
         let prompt = prompts::for_pending_hint(v.hint_code.as_deref().unwrap_or(""));
         if prompt != last_prompt {
-            s.play(prompt)?;
+            s.play(prompt).await?;
             last_prompt = prompt;
         }
         if Instant::now() >= until {
             let _ = engine.cancel(id);
             continue;
         }
-        s.watch(Duration::from_millis(50))?;
+        s.watch(Duration::from_millis(50)).await?;
     };
     let var = s.var.clone();
-    s.set_var(&var, &view.result_text)?;
+    s.set_var(&var, &view.result_text).await?;
     let (status, prompt, outcome) = match view.state {
         State::Complete => ("complete", "bankid-success", "identified"),
         State::Failed => ("failed", "bankid-failed", "failed"),
         _ => ("error", "bankid-error", "error"),
     };
-    s.set_var("BANKID_STATUS", status)?;
+    s.set_var("BANKID_STATUS", status).await?;
     if view.hint_code.as_deref() == Some("userDeclinedCall") {
         log::warn!("SECURITY: call {}: the caller declined the call in the BankID app (possible fraud attempt)", s.peer);
     }
     drop(guard);
-    s.play(prompt)?;
+    s.play(prompt).await?;
     Ok(outcome)
 }
 
-/// Runs the server until the process is stopped.
+/// Accepts calls until SIGTERM/SIGINT, then stops the live ones; returns the exit status.
+async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    settings: Arc<Settings>,
+    mut signals: Signals,
+) -> i32 {
+    let slots = Arc::new(Semaphore::new(settings.max_calls));
+    let (stop, stopping) = watch::channel(false);
+    let mut backoff = Duration::ZERO;
+    loop {
+        let accepted = tokio::select! {
+            _ = signals.next() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => {
+                backoff = Duration::ZERO;
+                a
+            }
+            Err(e) => {
+                // EMFILE and the like: the listener stays readable, so back off instead of
+                // spinning.
+                backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
+                log::warn!("accept failed: {e}; next try in {} ms", backoff.as_millis());
+                tokio::select! {
+                    _ = signals.next() => break,
+                    _ = sleep(backoff) => continue,
+                }
+            }
+        };
+        if !settings.allow.iter().any(|c| c.contains(peer.ip())) {
+            log::warn!("refused a connection from {peer}: not in --allow");
+            drop(stream);
+            continue;
+        }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            log::warn!(
+                "refused a connection from {peer}: {} calls already (--max-calls)",
+                settings.max_calls
+            );
+            drop(stream);
+            continue;
+        };
+        tokio::spawn(serve_call(
+            stream,
+            peer,
+            engine.clone(),
+            settings.clone(),
+            stopping.clone(),
+            slot,
+        ));
+    }
+    drop(listener);
+    let live = settings.max_calls - slots.available_permits();
+    log::warn!(
+        "stopping: {live} live call(s) get BANKID_STATUS=error, their orders are cancelled at BankID"
+    );
+    let _ = stop.send(true);
+    let all = u32::try_from(settings.max_calls).unwrap_or(u32::MAX);
+    let _ = timeout(
+        SHUTDOWN_TELL + Duration::from_secs(1),
+        slots.acquire_many(all),
+    )
+    .await;
+    0
+}
+
+/// SIGTERM and SIGINT.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}
+
+/// Runs the server until SIGTERM/SIGINT; returns the exit status.
 pub fn run(args: Args) -> i32 {
-    let backend = match Backend::resolve(args.config.as_deref()) {
+    let lang = match Language::parse(&args.lang) {
+        Some(l) => l,
+        None => {
+            eprintln!("bankid-ivr fastagi: --lang must be sv or en");
+            return 2;
+        }
+    };
+    if args.max_calls == 0 || args.max_calls > Semaphore::MAX_PERMITS {
+        eprintln!("bankid-ivr fastagi: --max-calls must be at least 1");
+        return 2;
+    }
+    // One thread serves every call: each waits on Asterisk or on a 50 ms tick, nothing more.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bankid-ivr fastagi: {e}");
+            return 2;
+        }
+    };
+    // Signals from here on stop the server cleanly (the embedded simulator's directory too).
+    let signals = {
+        let _in_rt = rt.enter();
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Signals { term, int },
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("bankid-ivr fastagi: signals: {e}");
+                return 2;
+            }
+        }
+    };
+    let backend = match Backend::resolve(
+        args.config.as_deref(),
+        SimulatorPolicy::OnlyWhenAsked,
+        args.simulator,
+        0.25,
+    ) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("bankid-ivr fastagi: {e}");
@@ -319,7 +713,7 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
-    let listener = match TcpListener::bind(args.listen) {
+    let listener = match rt.block_on(TcpListener::bind(args.listen)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("bankid-ivr fastagi: cannot listen on {}: {e}", args.listen);
@@ -330,18 +724,123 @@ pub fn run(args: Args) -> i32 {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let allow = if args.allow.is_empty() {
+        Cidr::loopback()
+    } else {
+        args.allow.clone()
+    };
     println!("listening agi://{addr}/bankid-identify");
+    eprintln!(
+        "bankid-ivr fastagi: allowing {} (at most {} calls)",
+        allow
+            .iter()
+            .map(Cidr::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.max_calls
+    );
     if backend.is_simulated() {
-        eprintln!("bankid-ivr fastagi: no BankID configured: using the embedded simulator — no real identities");
+        eprintln!(
+            "bankid-ivr fastagi: using the embedded simulator (asked for) — no real identities"
+        );
     }
-    let _ = std::io::stdout().flush();
-    let args = Arc::new(args);
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let engine = engine.clone();
-        let args = args.clone();
-        std::thread::spawn(move || serve_call(stream, &engine, &args));
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
     }
+    let settings = Arc::new(Settings {
+        allow,
+        max_calls: args.max_calls,
+        lang,
+        var: args.var.clone(),
+        attempts: args.attempts,
+        order_timeout: Duration::from_secs(args.timeout_s),
+        env_deadline: Duration::from_millis(args.env_deadline_ms.max(1)),
+        reply_deadline: Duration::from_millis(args.reply_deadline_ms.max(1)),
+    });
+    let code = rt.block_on(serve(listener, engine.clone(), settings, signals));
+    // Calls still running are dropped with the runtime: their orders are released.
+    drop(rt);
+    // The last handle: cancels whatever is still pending and waits (at most 2 s) until BankID
+    // has been told, while the embedded simulator (if any) still runs.
+    drop(engine);
     drop(backend);
-    0
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_parses_hosts_networks_and_both_families() {
+        let c = Cidr::parse("10.0.0.7/32").unwrap();
+        assert!(c.contains(ip("10.0.0.7")));
+        assert!(!c.contains(ip("10.0.0.8")));
+        let c = Cidr::parse("10.0.0.7").unwrap();
+        assert_eq!(c.to_string(), "10.0.0.7/32");
+        let c = Cidr::parse("192.168.4.0/22").unwrap();
+        assert!(c.contains(ip("192.168.7.255")));
+        assert!(!c.contains(ip("192.168.8.0")));
+        let c = Cidr::parse("fd00::/8").unwrap();
+        assert!(c.contains(ip("fd12:3456::1")));
+        assert!(!c.contains(ip("fe80::1")));
+        assert!(!c.contains(ip("10.0.0.1")), "families never mix");
+        let c = Cidr::parse("::1/128").unwrap();
+        assert!(c.contains(ip("::1")));
+        let all = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains(ip("203.0.113.9")));
+        assert!(!all.contains(ip("2001:db8::1")));
+        assert!(Cidr::parse("::/0").unwrap().contains(ip("2001:db8::1")));
+    }
+
+    #[test]
+    fn cidr_refuses_what_is_unclear() {
+        for bad in [
+            "10.0.0.5/24",
+            "10.0.0.0/33",
+            "::1/129",
+            "10.0.0/8",
+            "host/32",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "",
+        ] {
+            assert!(Cidr::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Cidr::parse("10.0.0.5/24")
+            .unwrap_err()
+            .contains("10.0.0.0/24"));
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_match_their_ipv4_block() {
+        let c = Cidr::parse("127.0.0.1/32").unwrap();
+        assert!(c.contains(ip("::ffff:127.0.0.1")));
+        assert!(!c.contains(ip("::ffff:127.0.0.2")));
+    }
+
+    #[test]
+    fn the_default_is_loopback_only() {
+        let d = Cidr::loopback();
+        let allowed = |s: &str| d.iter().any(|c| c.contains(ip(s)));
+        assert!(allowed("127.0.0.1") && allowed("127.4.5.6") && allowed("::1"));
+        assert!(!allowed("10.0.0.7") && !allowed("::2") && !allowed("0.0.0.0"));
+    }
+
+    #[test]
+    fn replies_parse_and_hangups_are_told_apart() {
+        assert_eq!(parse_reply("200 result=1985").unwrap().result, "1985");
+        let r = parse_reply("200 result= (timeout)").unwrap();
+        assert_eq!(r.result, "");
+        assert!(matches!(parse_reply("200 result=-1"), Err(Stop::HungUp)));
+        assert!(matches!(parse_reply("HANGUP"), Err(Stop::HungUp)));
+        assert!(matches!(parse_reply("511 dead"), Err(Stop::HungUp)));
+        assert!(matches!(parse_reply("520 usage"), Err(Stop::Broken(_))));
+        assert!(matches!(parse_reply("garbage"), Err(Stop::Broken(_))));
+    }
 }

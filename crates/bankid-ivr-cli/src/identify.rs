@@ -12,7 +12,7 @@ use bankid::messages::Language;
 use bankid::rp::CallInitiator;
 use bankid::{Engine, Personnummer, StartOptions, State};
 
-use bankid_ivr_cli::backend::Backend;
+use bankid_ivr_cli::backend::{Backend, SimulatorPolicy};
 
 /// Exit statuses.
 pub const EXIT_OK: i32 = 0;
@@ -28,9 +28,14 @@ pub const EXIT_ERROR: i32 = 3;
 pub struct Args {
     /// The caller's personal number: 12 digits (YYYYMMDDNNNN) or 10 with - or +.
     pub personal_number: String,
-    /// Library configuration file (TOML); default: BANKID_* variables, else an embedded simulator.
+    /// Library configuration file (TOML); default: BANKID_* variables. Without either, the
+    /// command refuses to run (exit 2) unless --simulator is given.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Use the embedded simulator (a lab run: it identifies every valid number, no real
+    /// identities); also BANKID_SIMULATOR=1.
+    #[arg(long)]
+    pub simulator: bool,
     /// Who started the call: user (the customer called us) or RP (we called them).
     #[arg(long)]
     pub call_initiator: Option<String>,
@@ -42,30 +47,41 @@ pub struct Args {
     pub timeout_s: u64,
 }
 
-/// Set by SIGINT/SIGTERM/SIGHUP: the caller hung up or the IVR gave up.
+/// Set by SIGINT/SIGTERM/SIGHUP: the caller hung up or the IVR gave up. The handlers are
+/// installed before this returns, so a signal from then on is never the default "die at once"
+/// (which would leave the order pending at BankID and the simulator's directory behind).
 fn interrupt_flag() -> Arc<AtomicBool> {
+    use tokio::signal::unix::{signal, SignalKind};
     let flag = Arc::new(AtomicBool::new(false));
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return flag;
+    };
+    let signals = {
+        let _in_rt = rt.enter();
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        )
+    };
+    let (Ok(mut a), Ok(mut b), Ok(mut c)) = signals else {
+        return flag;
+    };
     let f = flag.clone();
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        rt.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut a), Ok(mut b), Ok(mut c)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-                signal(SignalKind::hangup()),
-            ) else {
-                return;
-            };
-            tokio::select! { _ = a.recv() => {}, _ = b.recv() => {}, _ = c.recv() => {} }
-            f.store(true, Ordering::SeqCst);
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            rt.block_on(async {
+                tokio::select! { _ = a.recv() => {}, _ = b.recv() => {}, _ = c.recv() => {} }
+                f.store(true, Ordering::SeqCst);
+            });
         });
-    });
+    if spawned.is_err() {
+        eprintln!("bankid-ivr identify: cannot watch for signals");
+    }
     flag
 }
 
@@ -93,7 +109,13 @@ pub fn run(args: Args) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let backend = match Backend::resolve(args.config.as_deref()) {
+    let interrupted = interrupt_flag();
+    let backend = match Backend::resolve(
+        args.config.as_deref(),
+        SimulatorPolicy::OnlyWhenAsked,
+        args.simulator,
+        0.25,
+    ) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("bankid-ivr identify: {e}");
@@ -101,7 +123,9 @@ pub fn run(args: Args) -> i32 {
         }
     };
     if backend.is_simulated() {
-        eprintln!("bankid-ivr: no BankID configured (BANKID_PRESET/BANKID_URL or --config): using the embedded simulator — no real identities");
+        eprintln!(
+            "bankid-ivr identify: using the embedded simulator (asked for) — no real identities"
+        );
     }
     let engine = match Engine::new(backend.config.clone()) {
         Ok(e) => e,
@@ -110,7 +134,6 @@ pub fn run(args: Args) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let interrupted = interrupt_flag();
     let id = match engine.start(
         &pnr,
         StartOptions {

@@ -369,17 +369,276 @@ fn identify_exit_statuses_tell_the_outcomes_apart() {
     assert_eq!(stdout(&o), "Identification failed\n");
 }
 
+/// `bankid-ivr` with nothing inherited but PATH, as a System block or a systemd unit that lost
+/// its BANKID_* variables runs it.
+fn bare_command(tmp: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TMPDIR", tmp);
+    c
+}
+
+fn assert_names_the_settings(err: &str) {
+    for setting in [
+        "--config",
+        "BANKID_PRESET",
+        "BANKID_URL",
+        "--simulator",
+        "BANKID_SIMULATOR=1",
+    ] {
+        assert!(err.contains(setting), "{setting} not named: {err}");
+    }
+}
+
 #[test]
-fn identify_with_nothing_configured_uses_the_embedded_simulator() {
-    let o = clean_command()
-        .args(["identify", "196801642395"])
-        .env("BANKID_SIM_SPEED", "0.02")
+fn identify_with_nothing_configured_refuses_with_exit_2_and_names_the_settings() {
+    let tmp = temp_dir("bare-identify");
+    let o = bare_command(&tmp)
+        .args(["identify", "197103151515"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", both(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("embedded simulator"));
-    assert_eq!(
-        stdout(&o),
-        "Identification successful for social security number 680164-2395\n"
+    assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+    assert!(stdout(&o).is_empty(), "no result text: {}", both(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no BankID configured"), "{err}");
+    assert_names_the_settings(&err);
+    // An unclear BANKID_SIMULATOR is no permission either.
+    let o = bare_command(&tmp)
+        .args(["identify", "197103151515"])
+        .env("BANKID_SIMULATOR", "maybe")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn fastagi_with_nothing_configured_refuses_with_exit_2_and_names_the_settings() {
+    let tmp = temp_dir("bare-fastagi");
+    let mut child = bare_command(&tmp)
+        .args(["fastagi", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!("fastagi serves with nothing configured: {}", both(&o));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+    assert!(!stdout(&o).contains("listening"), "{}", both(&o));
+    assert_names_the_settings(&String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn identify_uses_the_embedded_simulator_only_when_asked_and_removes_its_directory() {
+    let tmp = temp_dir("asked");
+    for how in ["flag", "env"] {
+        let mut c = bare_command(&tmp);
+        c.env("BANKID_SIM_SPEED", "0.02");
+        match how {
+            "flag" => c.args(["identify", "--simulator", "196801642395"]),
+            _ => c
+                .env("BANKID_SIMULATOR", "1")
+                .args(["identify", "196801642395"]),
+        };
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{how}: {}", both(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("embedded simulator"),
+            "{how}: {}",
+            both(&o)
+        );
+        assert_eq!(
+            stdout(&o),
+            "Identification successful for social security number 680164-2395\n"
+        );
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "{how}: left behind {left:?}");
+    }
+    // Asking for the simulator while BankID is configured is a mistake, not a choice.
+    let s = sim("asked-and-configured");
+    let o = bare_command(&tmp)
+        .args(["identify", "--simulator", "--config"])
+        .arg(&s.config)
+        .arg("196801642395")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+    assert!(s.sim.orders().is_empty());
+}
+
+/// Waits until the simulator holds a pending order, then returns its reference.
+fn wait_pending(sim: &Simulator) -> String {
+    for _ in 0..500 {
+        if let Some(o) = sim.orders().into_iter().find(|o| o.status == "pending") {
+            return o.order_ref;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no pending order: {:?}", sim.orders());
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn identify_killed_by_the_ivr_cancels_its_order_at_bankid() {
+    let s = sim("signals");
+    // Orders that stay pending until cancelled.
+    let numbers = ["198503121116", "196801642395", "199105212220"];
+    for n in numbers {
+        s.sim.set_scenario(
+            n,
+            Scenario {
+                steps: vec![Step {
+                    hint_code: "userCallConfirm".into(),
+                    ms: 3_000_000,
+                }],
+                outcome: "complete".into(),
+            },
+        );
+    }
+    for (signal, pnr) in ["HUP", "TERM", "INT"].into_iter().zip(numbers) {
+        let mut child = clean_command()
+            .args(["identify", "--config", s.config.to_str().unwrap(), pnr])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let order_ref = wait_pending(&s.sim);
+        let st = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let st = wait_exit(&mut child, Duration::from_secs(5));
+        assert_eq!(st.code(), Some(1), "SIG{signal}: failed, not killed");
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        assert_eq!(out, "Identification failed\n", "SIG{signal}");
+        let o = s
+            .sim
+            .orders()
+            .into_iter()
+            .find(|o| o.order_ref == order_ref)
+            .unwrap();
+        assert!(o.cancelled_by_rp, "SIG{signal}: {o:?}");
+    }
+}
+
+#[test]
+fn the_embedded_simulator_directory_is_private_and_removed_when_identify_is_stopped() {
+    let tmp = temp_dir("simdir");
+    let mut child = bare_command(&tmp)
+        .env("BANKID_SIM_SPEED", "1")
+        // The slow test person: 20 s on each step.
+        .args(["identify", "--simulator", "197204158880"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut dir = None;
+    for _ in 0..500 {
+        dir = std::fs::read_dir(&tmp)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.join("client.key").is_file());
+        if dir.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let dir = dir.expect("the simulator's directory under TMPDIR");
+    let name = dir.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        !name.contains(&child.id().to_string()),
+        "the name is not guessable from the pid: {name}"
     );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{name}");
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let st = wait_exit(&mut child, Duration::from_secs(5));
+    assert_eq!(st.code(), Some(1));
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+#[test]
+fn flow_run_keeps_the_simulator_default_and_shares_it_with_a_system_block() {
+    // A dry run with nothing configured: the embedded simulator, also for the System block's
+    // `bankid-ivr identify` child, which on its own would refuse to run unconfigured.
+    let tmp = temp_dir("flow-bare");
+    let flow = flows().join("bankid-identify-system.xml");
+    let lib = lib();
+    let o = bare_command(&tmp)
+        .env("BANKID_SIM_SPEED", "0.02")
+        .args(["flow", "run", flow.to_str().unwrap(), "--lib"])
+        .arg(&lib)
+        .args(["--dtmf", "198503121116"])
+        .output()
+        .unwrap();
+    let out = both(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("embedded simulator"), "{out}");
+    assert!(out.contains(r#"__BANKID_RESULT = "Identification successful for social security number 850312-1116""#), "{out}");
+}
+
+#[test]
+fn fastagi_with_the_simulator_asked_removes_its_directory_on_sigterm_and_sigint() {
+    for signal in ["TERM", "INT"] {
+        let tmp = temp_dir(&format!("fastagi-simdir-{signal}"));
+        let mut child = bare_command(&tmp)
+            .args(["fastagi", "--simulator", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        assert!(first.starts_with("listening agi://"), "{first:?}");
+        let dirs = || {
+            std::fs::read_dir(&tmp)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("client.key").is_file())
+                .count()
+        };
+        assert_eq!(dirs(), 1, "SIG{signal}: the simulator's directory");
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        let st = wait_exit(&mut child, Duration::from_secs(6));
+        assert_eq!(st.code(), Some(0), "SIG{signal}");
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "SIG{signal}: left behind {left:?}");
+    }
 }

@@ -1,17 +1,18 @@
 //! `bankid-ivr fastagi` over a real TCP socket, with this test playing Asterisk: the AGI session
 //! headers, a reply to every command, and hang-ups as Asterisk sends them.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bankid_sim::{Scenario, SimConfig, Simulator, Step};
 
 struct Server {
     child: Child,
     addr: String,
+    log: PathBuf,
 }
 
 impl Drop for Server {
@@ -21,7 +22,54 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// What the server logged on stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A `/proc/PID/status` field in KiB (VmRSS, VmHWM) or a count (Threads).
+    fn status(&self, field: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{field} in {text}"))
+    }
+
+    fn signal(&self, name: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits for the process to exit; its status.
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "still running after {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 fn start(tag: &str) -> (Simulator, Server) {
+    start_with(tag, &[])
+}
+
+/// The simulator, and `bankid-ivr fastagi` on 127.0.0.1:0 in front of it with `extra` arguments.
+fn start_with(tag: &str, extra: &[&str]) -> (Simulator, Server) {
+    start_wrapped(tag, extra, None)
+}
+
+/// Like [`start_with`]; with `nofile`, the server runs under that file-descriptor limit.
+fn start_wrapped(tag: &str, extra: &[&str], nofile: Option<u32>) -> (Simulator, Server) {
     let dir = std::env::temp_dir().join(format!("bankid-fastagi-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let sim = Simulator::start(SimConfig {
@@ -36,7 +84,20 @@ fn start(tag: &str) -> (Simulator, Server) {
         format!("url = \"{}\"\nca_file = \"ca.pem\"\ncert_file = \"client.pem\"\nkey_file = \"client.key\"\npoll_interval_ms = 20\n", sim.base_url()),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bankid-ivr"))
+    let log = dir.join("server.log");
+    let mut command = match nofile {
+        None => Command::new(env!("CARGO_BIN_EXE_bankid-ivr")),
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.args([
+                "-c",
+                &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                env!("CARGO_BIN_EXE_bankid-ivr"),
+            ]);
+            c
+        }
+    };
+    let mut child = command
         .args([
             "fastagi",
             "--listen",
@@ -44,8 +105,13 @@ fn start(tag: &str) -> (Simulator, Server) {
             "--config",
             config.to_str().unwrap(),
         ])
+        .args(extra)
+        .env_remove("BANKID_PRESET")
+        .env_remove("BANKID_URL")
+        .env_remove("BANKID_SIMULATOR")
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let mut first = String::new();
@@ -58,7 +124,63 @@ fn start(tag: &str) -> (Simulator, Server) {
         .and_then(|s| s.strip_suffix("/bankid-identify"))
         .unwrap_or_else(|| panic!("first line: {first:?}"))
         .to_string();
-    (sim, Server { child, addr })
+    (sim, Server { child, addr, log })
+}
+
+/// A connection to `addr` from the local address `from` (e.g. 127.0.0.2, a second loopback
+/// address), as a peer on another host would make.
+fn connect_from(addr: &str, from: &str) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let stream = sock.connect(addr.parse().unwrap()).await.unwrap();
+        let std = stream.into_std().unwrap();
+        std.set_nonblocking(false).unwrap();
+        std
+    })
+}
+
+const ENVIRONMENT: &str = "agi_network: yes\nagi_network_script: bankid-identify\nagi_request: agi://127.0.0.1/bankid-identify\nagi_channel: SIP/trunk-00000001\nagi_uniqueid: 1700000000.1\nagi_callerid: 46700000000\nagi_arg_1: lang=sv,var=__BANKID_RESULT\n\n";
+
+/// Whether the server closes `stream` within `within` without sending a byte.
+fn closed_without_a_word(stream: &TcpStream, within: Duration) -> Result<(), String> {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 256];
+    match (&*stream).read(&mut buf) {
+        Ok(0) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(()),
+        Ok(n) => Err(format!(
+            "the server spoke: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        )),
+        Err(e) => Err(format!("still open after {within:?}: {e}")),
+    }
+}
+
+/// An order that stays pending (userCallConfirm) until cancelled.
+fn pending_forever(sim: &Simulator, pnr: &str) {
+    sim.set_scenario(
+        pnr,
+        Scenario {
+            steps: vec![Step {
+                hint_code: "userCallConfirm".into(),
+                ms: 3_000_000,
+            }],
+            outcome: "complete".into(),
+        },
+    );
+}
+
+fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// What the fake Asterisk does.
@@ -72,17 +194,17 @@ struct Caller {
 
 /// Runs one call; returns every command the server sent.
 fn call(addr: &str, caller: Caller) -> Vec<String> {
-    let stream = TcpStream::connect(addr).unwrap();
+    call_on(TcpStream::connect(addr).unwrap(), caller)
+}
+
+/// Runs one call on a connected stream.
+fn call_on(stream: TcpStream, caller: Caller) -> Vec<String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
-    write!(
-        w,
-        "agi_network: yes\nagi_network_script: bankid-identify\nagi_request: agi://{addr}/bankid-identify\nagi_channel: SIP/trunk-00000001\nagi_uniqueid: 1700000000.1\nagi_callerid: 46700000000\nagi_arg_1: lang=sv,var=__BANKID_RESULT\n\n"
-    )
-    .unwrap();
+    w.write_all(ENVIRONMENT.as_bytes()).unwrap();
     let mut commands = Vec::new();
     let mut digits = caller.digits.into_iter();
     loop {
@@ -263,7 +385,23 @@ fn valid_numbers(n: usize) -> Vec<String> {
 #[test]
 fn fifty_concurrent_calls_are_all_identified() {
     let (sim, server) = start("fifty");
-    let threads: Vec<_> = valid_numbers(50)
+    // Each order is pending for about 0.5 s, so it is collected many times: on a loaded machine
+    // the default 80 ms could be over before the first collect, leaving one start and one
+    // collect per order and nothing to tell a shared pool from a connection per order.
+    let numbers = valid_numbers(50);
+    for n in &numbers {
+        sim.set_scenario(
+            n,
+            Scenario {
+                steps: vec![Step {
+                    hint_code: "userCallConfirm".into(),
+                    ms: 50_000,
+                }],
+                outcome: "complete".into(),
+            },
+        );
+    }
+    let threads: Vec<_> = numbers
         .into_iter()
         .map(|pnr| {
             let addr = server.addr.clone();
@@ -293,4 +431,378 @@ fn fifty_concurrent_calls_are_all_identified() {
     // collect then reuses: handshakes stay far below requests.
     let s = sim.stats();
     assert!(2 * s.handshakes < s.requests, "one shared pool: {s:?}");
+}
+
+fn anna() -> Caller {
+    Caller {
+        digits: vec![Some("198503121116".into())],
+        hangup_after_prompt: None,
+    }
+}
+
+#[test]
+fn a_peer_outside_allow_is_closed_before_a_byte_is_read_and_served_once_allowed() {
+    let (_sim, server) = start_with("allow", &["--allow", "127.0.0.1/32"]);
+    let stranger = connect_from(&server.addr, "127.0.0.2");
+    let _ = (&stranger).write_all(ENVIRONMENT.as_bytes());
+    closed_without_a_word(&stranger, Duration::from_secs(3)).unwrap();
+    wait_for("the refusal is logged", Duration::from_secs(3), || {
+        server
+            .log()
+            .contains("refused a connection from 127.0.0.2:")
+    });
+    // The allowed host is served.
+    let cmds = call_on(connect_from(&server.addr, "127.0.0.1"), anna());
+    assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("complete"));
+    drop(server);
+
+    // The same peer, once allowed, is served (and loopback is no longer implied).
+    let (_sim, server) = start_with("allow-2", &["--allow", "127.0.0.2/32"]);
+    let cmds = call_on(connect_from(&server.addr, "127.0.0.2"), anna());
+    assert_eq!(
+        var(&cmds, "BANKID_STATUS").as_deref(),
+        Some("complete"),
+        "{cmds:?}"
+    );
+    let local = connect_from(&server.addr, "127.0.0.1");
+    closed_without_a_word(&local, Duration::from_secs(3)).unwrap();
+}
+
+#[test]
+fn ten_megabytes_without_a_newline_close_that_connection_with_memory_bounded() {
+    let (sim, server) = start("flood");
+    // One call first, so the process has its working set.
+    assert_eq!(
+        var(&call(&server.addr, anna()), "BANKID_STATUS").as_deref(),
+        Some("complete")
+    );
+    let before = server.status("VmRSS");
+    let flood = TcpStream::connect(&server.addr).unwrap();
+    flood
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0usize;
+    while sent < 10 * 1024 * 1024 {
+        match (&flood).write_all(&chunk) {
+            Ok(()) => sent += chunk.len(),
+            Err(_) => break,
+        }
+    }
+    closed_without_a_word(&flood, Duration::from_secs(5)).unwrap();
+    let after = server.status("VmRSS");
+    let peak = server.status("VmHWM");
+    assert!(
+        after < before + 4 * 1024,
+        "RSS {before} KiB → {after} KiB after {sent} bytes"
+    );
+    assert!(
+        peak < before + 20 * 1024,
+        "peak RSS {peak} KiB, {before} KiB before"
+    );
+    assert!(server.log().contains("a line longer than 8192 bytes"));
+    // Every other call goes on.
+    let cmds = call(&server.addr, anna());
+    assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("complete"));
+    assert_eq!(sim.orders().len(), 2);
+}
+
+#[test]
+fn a_sender_trickling_one_byte_every_two_seconds_is_dropped_by_the_environment_deadline() {
+    let (sim, server) = start_with("trickle", &["--env-deadline-ms", "4000"]);
+    let slow = TcpStream::connect(&server.addr).unwrap();
+    let started = Instant::now();
+    let mut w = slow.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for b in ENVIRONMENT.bytes() {
+            if w.write_all(&[b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    });
+    closed_without_a_word(&slow, Duration::from_secs(12)).unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(3500) && took < Duration::from_secs(8),
+        "closed after {took:?}"
+    );
+    assert!(
+        server
+            .log()
+            .contains("AGI environment not complete within 4000 ms"),
+        "{}",
+        server.log()
+    );
+    assert!(sim.orders().is_empty());
+}
+
+#[test]
+fn a_silent_asterisk_is_dropped_by_the_reply_deadline_and_its_order_cancelled() {
+    let (sim, server) = start_with("silent", &["--reply-deadline-ms", "1000"]);
+    pending_forever(&sim, "198503121116");
+    let stream = TcpStream::connect(&server.addr).unwrap();
+    let mut w = stream.try_clone().unwrap();
+    w.write_all(ENVIRONMENT.as_bytes()).unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("GET DATA"), "{line:?}");
+    w.write_all(b"200 result=198503121116\n").unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("STREAM FILE bankid-open-app"), "{line:?}");
+    // No reply to the prompt, ever.
+    let started = Instant::now();
+    closed_without_a_word(&stream, Duration::from_secs(5)).unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    wait_for(
+        "the order cancelled at BankID",
+        Duration::from_secs(3),
+        || sim.orders().iter().all(|o| o.cancelled_by_rp),
+    );
+    assert!(server
+        .log()
+        .contains("no reply to STREAM FILE within 1000 ms"));
+}
+
+#[test]
+fn connections_beyond_max_calls_are_closed_at_once_while_a_call_completes() {
+    let (sim, server) = start_with("cap", &["--max-calls", "2"]);
+    // One call holds a slot at the prompt for a number, saying nothing.
+    let holder = TcpStream::connect(&server.addr).unwrap();
+    (&holder).write_all(ENVIRONMENT.as_bytes()).unwrap();
+    let mut first = String::new();
+    BufReader::new(holder.try_clone().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("GET DATA"), "{first:?}");
+    // A legitimate call whose order takes about 1.5 s.
+    sim.set_scenario(
+        "198503121116",
+        Scenario {
+            steps: vec![Step {
+                hint_code: "userCallConfirm".into(),
+                ms: 150_000,
+            }],
+            outcome: "complete".into(),
+        },
+    );
+    let addr = server.addr.clone();
+    let legit = std::thread::spawn(move || call(&addr, anna()));
+    wait_for("the legitimate order", Duration::from_secs(5), || {
+        sim.orders().len() == 1
+    });
+    // Both slots taken: more connections are closed at once, without a word.
+    for _ in 0..5 {
+        let extra = TcpStream::connect(&server.addr).unwrap();
+        let _ = (&extra).write_all(ENVIRONMENT.as_bytes());
+        let t = Instant::now();
+        closed_without_a_word(&extra, Duration::from_secs(2)).unwrap();
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    let cmds = legit.join().unwrap();
+    assert_eq!(
+        var(&cmds, "BANKID_STATUS").as_deref(),
+        Some("complete"),
+        "{cmds:?}"
+    );
+    assert!(server.log().contains("2 calls already (--max-calls)"));
+    // The freed slot is served again.
+    let again = TcpStream::connect(&server.addr).unwrap();
+    (&again).write_all(ENVIRONMENT.as_bytes()).unwrap();
+    let mut line = String::new();
+    again
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    BufReader::new(again).read_line(&mut line).unwrap();
+    assert!(line.starts_with("GET DATA"), "{line:?}");
+    drop(holder);
+}
+
+#[test]
+fn sigterm_cancels_every_pending_order_and_tells_live_calls() {
+    let (sim, mut server) = start("sigterm");
+    let numbers = valid_numbers(3);
+    for n in &numbers {
+        pending_forever(&sim, n);
+    }
+    let calls: Vec<_> = numbers
+        .iter()
+        .map(|n| {
+            let addr = server.addr.clone();
+            let caller = Caller {
+                digits: vec![Some(n.clone())],
+                hangup_after_prompt: None,
+            };
+            std::thread::spawn(move || call(&addr, caller))
+        })
+        .collect();
+    wait_for("three pending orders", Duration::from_secs(10), || {
+        let o = sim.orders();
+        o.len() == 3
+            && o.iter()
+                .all(|o| o.hint_code.as_deref() == Some("userCallConfirm"))
+    });
+    // A fourth call is still at the prompt for a number (its GET DATA unanswered).
+    let keying = TcpStream::connect(&server.addr).unwrap();
+    keying
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    (&keying).write_all(ENVIRONMENT.as_bytes()).unwrap();
+    let mut keying_r = BufReader::new(keying.try_clone().unwrap());
+    let mut line = String::new();
+    keying_r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("GET DATA"), "{line:?}");
+    let t = Instant::now();
+    server.signal("TERM");
+    let st = server.wait_exit(Duration::from_secs(6));
+    assert_eq!(st.code(), Some(0), "{}", server.log());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    for c in calls {
+        let cmds = c.join().unwrap();
+        assert_eq!(
+            var(&cmds, "BANKID_STATUS").as_deref(),
+            Some("error"),
+            "{cmds:?}"
+        );
+        assert_eq!(
+            var(&cmds, "__BANKID_RESULT").as_deref(),
+            Some("Identification failed"),
+            "{cmds:?}"
+        );
+    }
+    // It hears the same (Asterisk runs the commands once its GET DATA ends), though it never
+    // answers; the server does not wait for it past its short stop deadline.
+    let mut rest = String::new();
+    let _ = keying_r.read_to_string(&mut rest);
+    assert!(
+        rest.contains("SET VARIABLE __BANKID_RESULT \"Identification failed\"")
+            && rest.contains("SET VARIABLE BANKID_STATUS \"error\""),
+        "{rest:?}"
+    );
+    let orders = sim.orders();
+    assert_eq!(orders.len(), 3);
+    for o in &orders {
+        assert!(
+            o.cancelled_by_rp || o.status != "pending",
+            "left pending at BankID: {o:?}"
+        );
+    }
+    assert!(orders.iter().all(|o| o.cancelled_by_rp), "{orders:?}");
+}
+
+#[test]
+fn a_hangup_split_across_reads_still_cancels_the_order() {
+    let (sim, server) = start("split");
+    pending_forever(&sim, "198503121116");
+    let stream = TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    w.write_all(ENVIRONMENT.as_bytes()).unwrap();
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "closed early");
+        let reply = if line.starts_with("GET DATA") {
+            "200 result=198503121116\n"
+        } else {
+            "200 result=0\n"
+        };
+        w.write_all(reply.as_bytes()).unwrap();
+        if line.starts_with("STREAM FILE bankid-call-confirm") {
+            break;
+        }
+    }
+    // The hang-up in two pieces, further apart than the server's 50 ms watch.
+    w.write_all(b"HANG").unwrap();
+    w.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    w.write_all(b"UP\n").unwrap();
+    // The connection stays open: only the HANGUP line can tell the server.
+    wait_for(
+        "the order cancelled at BankID",
+        Duration::from_secs(3),
+        || sim.orders().iter().any(|o| o.cancelled_by_rp),
+    );
+    let mut rest = String::new();
+    let _ = r.read_to_string(&mut rest);
+    assert!(
+        !rest.contains("SET VARIABLE"),
+        "no result after a hang-up: {rest:?}"
+    );
+}
+
+#[test]
+fn an_environment_of_more_than_128_lines_closes_the_connection() {
+    let (sim, server) = start("env-lines");
+    let endless = TcpStream::connect(&server.addr).unwrap();
+    let mut w = endless.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for i in 0..100_000 {
+            if writeln!(w, "agi_x{i}: y").is_err() {
+                break;
+            }
+        }
+    });
+    closed_without_a_word(&endless, Duration::from_secs(5)).unwrap();
+    assert!(server.log().contains("more than 128 AGI environment lines"));
+    assert!(sim.orders().is_empty());
+}
+
+/// CPU time (user + system) of a process, from /proc/PID/stat, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    rest[11].parse::<u64>().unwrap() + rest[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_file_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
+    let (sim, server) = start_wrapped("emfile", &[], Some(48));
+    // Calls that hold a descriptor each, waiting at the prompt for a number, until the server
+    // has none left: further connections wait in the kernel's backlog, accept fails (EMFILE).
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        let c = TcpStream::connect(&server.addr).unwrap();
+        let _ = (&c).write_all(ENVIRONMENT.as_bytes());
+        held.push(c);
+    }
+    wait_for("accept failing", Duration::from_secs(5), || {
+        server.log().contains("accept failed")
+    });
+    let pid = server.child.id();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    // A spinning accept loop burns the whole 2 s (200 ticks); backing off costs next to nothing.
+    assert!(
+        used < 20,
+        "{used} ticks of CPU in 2 s while out of descriptors"
+    );
+    let failures = server.log().matches("accept failed").count();
+    assert!(
+        failures <= 10,
+        "{failures} accept failures logged in about 2 s"
+    );
+    // Descriptors back: the server serves again.
+    drop(held);
+    let cmds = call(&server.addr, anna());
+    assert_eq!(
+        var(&cmds, "BANKID_STATUS").as_deref(),
+        Some("complete"),
+        "{cmds:?}"
+    );
+    assert!(sim.orders().iter().any(|o| o.status == "complete"));
 }

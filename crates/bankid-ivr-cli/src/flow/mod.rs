@@ -12,7 +12,7 @@ use std::time::Duration;
 use bankid::messages::Language;
 
 use crate::hook::{self, Hook};
-use bankid_ivr_cli::backend::Backend;
+use bankid_ivr_cli::backend::{Backend, SimulatorPolicy};
 
 /// `flow check FILE…`: prints every problem; exit 0 only when all files are clean.
 pub fn check_files(files: &[PathBuf]) -> i32 {
@@ -94,7 +94,13 @@ pub fn run_file(args: RunArgs) -> i32 {
             return 2;
         }
     };
-    let backend = match Backend::resolve(args.config.as_deref()) {
+    // A dry run: with nothing configured, the embedded simulator.
+    let backend = match Backend::resolve(
+        args.config.as_deref(),
+        SimulatorPolicy::Default,
+        false,
+        0.25,
+    ) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("bankid-ivr flow run: {e}");
@@ -120,6 +126,30 @@ pub fn run_file(args: RunArgs) -> i32 {
         lang: Language::parse(&args.lang).unwrap_or_default(),
     };
     let mut runner = run::Runner::new(&dir, script, Some(&lib), std::io::stdout());
+    if let (Some(sim), Some(sim_dir)) = (&backend.sim, backend.sim_dir()) {
+        // A System block's `bankid-ivr identify` talks to this run's simulator too.
+        runner.child_env = vec![
+            ("BANKID_URL".into(), sim.base_url()),
+            (
+                "BANKID_CA_FILE".into(),
+                sim_dir.join("ca.pem").display().to_string(),
+            ),
+            (
+                "BANKID_CERT_FILE".into(),
+                sim_dir.join("client.pem").display().to_string(),
+            ),
+            (
+                "BANKID_KEY_FILE".into(),
+                sim_dir.join("client.key").display().to_string(),
+            ),
+            (
+                "BANKID_POLL_INTERVAL_MS".into(),
+                backend.config.poll_interval.as_millis().max(1).to_string(),
+            ),
+            ("BANKID_PRESET".into(), String::new()),
+            ("BANKID_SIMULATOR".into(), String::new()),
+        ];
+    }
     let ending = runner.run(&flow);
     let code = match &ending {
         run::Ending::Queue(q) => {

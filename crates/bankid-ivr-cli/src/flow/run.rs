@@ -46,6 +46,8 @@ pub struct Runner<'a, W: Write> {
     pub vars: BTreeMap<String, String>,
     out: W,
     steps: usize,
+    /// Extra environment for a System block's `bankid-ivr` (the dry run's embedded simulator).
+    pub child_env: Vec<(String, String)>,
 }
 
 const MAX_STEPS: usize = 500;
@@ -90,6 +92,7 @@ impl<'a, W: Write> Runner<'a, W> {
             vars,
             out,
             steps: 0,
+            child_env: Vec::new(),
         }
     }
 
@@ -278,6 +281,7 @@ impl<'a, W: Write> Runner<'a, W> {
         ));
         let out = std::process::Command::new(exe)
             .args(&args)
+            .envs(self.child_env.iter().map(|(k, v)| (k, v)))
             .output()
             .map_err(|e| Ending::Broken(format!("System: {e}")))?;
         let stdout = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
