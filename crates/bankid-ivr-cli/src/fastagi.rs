@@ -281,9 +281,8 @@ struct Session {
     lang: Language,
     var: String,
     peer: SocketAddr,
-    /// The caller's number as Asterisk gives it (`agi_callerid`; `None` for `unknown`).
-    // LEAD (issue 10 §3): pass this on as `StartOptions::caller_id` for the per-caller-ID limit,
-    // in `identify` below where the order is started.
+    /// The caller's number as Asterisk gives it (`agi_callerid`; `None` for `unknown`), for the
+    /// per-caller-ID anti-vishing limit.
     caller_id: Option<String>,
     /// The AGI environment has been read: commands may be sent.
     environment_read: bool,
@@ -523,10 +522,22 @@ async fn identify(
         s.play("bankid-failed").await?;
         return Ok("no valid number entered");
     };
-    // LEAD (issue 10 §3): `s.caller_id` goes into these options once `StartOptions` has it.
-    let options = StartOptions::default();
+    // The caller ID counts against the per-caller anti-vishing limit.
+    let options = StartOptions {
+        caller_id: s.caller_id.clone(),
+        ..Default::default()
+    };
     let id = match engine.start(&pnr, options) {
         Ok(id) => id,
+        Err(bankid::order::Error::Refused(r)) => {
+            // Nothing reached BankID; the engine logged the security event.
+            log::warn!("call {}: refused before BankID: {r}", s.peer);
+            let var = s.var.clone();
+            s.set_var(&var, &failed_text).await?;
+            s.set_var("BANKID_STATUS", "blocked").await?;
+            s.play("bankid-blocked").await?;
+            return Ok("refused by an anti-vishing limit");
+        }
         Err(e) => {
             log::warn!("call {}: {e}", s.peer);
             let var = s.var.clone();
@@ -761,8 +772,9 @@ pub fn run(args: Args) -> i32 {
     let code = rt.block_on(serve(listener, engine.clone(), settings, signals));
     // Calls still running are dropped with the runtime: their orders are released.
     drop(rt);
-    // The last handle: cancels whatever is still pending and waits (at most 2 s) until BankID
-    // has been told, while the embedded simulator (if any) still runs.
+    // Cancels whatever is still pending and waits until BankID has been told (a few seconds at
+    // most), while the embedded simulator (if any) still runs.
+    engine.shutdown();
     drop(engine);
     drop(backend);
     code

@@ -11,6 +11,11 @@ pub const OK: Status = 0;
 pub const INVALID_PERSONAL_NUMBER: Status = 7;
 /// `BANKID_ALREADY_INITIALIZED`.
 pub const ALREADY_INITIALIZED: Status = 5;
+/// `BANKID_DECLINED_RECENTLY`: an anti-vishing refusal (the number declined a call lately).
+pub const DECLINED_RECENTLY: Status =
+    bankid::ffi::bankid_status::BANKID_DECLINED_RECENTLY as Status;
+/// `BANKID_RATE_LIMITED`: an anti-vishing refusal (too many orders for the number or caller).
+pub const RATE_LIMITED: Status = bankid::ffi::bankid_status::BANKID_RATE_LIMITED as Status;
 /// `BANKID_STATE_PENDING` … `BANKID_STATE_ERROR`.
 pub const STATE_PENDING: u32 = 1;
 /// Identified.

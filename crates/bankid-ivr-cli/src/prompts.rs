@@ -20,6 +20,7 @@ pub const PROMPTS: &[(&str, &str, &str)] = &[
     ("bankid-success", "Tack, du är nu identifierad. Du kopplas till en handläggare.", "Thank you, you are now identified. We are connecting you to an agent."),
     ("bankid-failed", "Identifieringen misslyckades. Du kopplas till en handläggare.", "The identification failed. We are connecting you to an agent."),
     ("bankid-error", "Något gick fel med BankID. Du kopplas till en handläggare.", "Something went wrong with BankID. We are connecting you to an agent."),
+    ("bankid-blocked", "Vi kan inte identifiera dig med BankID just nu. Du kopplas till en handläggare.", "We cannot identify you with BankID right now. We are connecting you to an agent."),
     ("bankid-done", "Tack. Du kopplas nu till en handläggare.", "Thank you. We are now connecting you to an agent."),
 ];
 

@@ -146,6 +146,9 @@ fn connect_from(addr: &str, from: &str) -> TcpStream {
 
 const ENVIRONMENT: &str = "agi_network: yes\nagi_network_script: bankid-identify\nagi_request: agi://127.0.0.1/bankid-identify\nagi_channel: SIP/trunk-00000001\nagi_uniqueid: 1700000000.1\nagi_callerid: 46700000000\nagi_arg_1: lang=sv,var=__BANKID_RESULT\n\n";
 
+/// The caller ID in [`ENVIRONMENT`].
+const CALLER_ID: &str = "46700000000";
+
 /// Whether the server closes `stream` within `within` without sending a byte.
 fn closed_without_a_word(stream: &TcpStream, within: Duration) -> Result<(), String> {
     stream.set_read_timeout(Some(within)).unwrap();
@@ -190,6 +193,8 @@ struct Caller {
     digits: Vec<Option<String>>,
     /// Send `HANGUP` and close after this STREAM FILE.
     hangup_after_prompt: Option<&'static str>,
+    /// `agi_callerid` instead of [`CALLER_ID`].
+    caller_id: Option<String>,
 }
 
 /// Runs one call; returns every command the server sent.
@@ -204,7 +209,11 @@ fn call_on(stream: TcpStream, caller: Caller) -> Vec<String> {
         .unwrap();
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
-    w.write_all(ENVIRONMENT.as_bytes()).unwrap();
+    let environment = match &caller.caller_id {
+        Some(id) => ENVIRONMENT.replace(CALLER_ID, id),
+        None => ENVIRONMENT.to_string(),
+    };
+    w.write_all(environment.as_bytes()).unwrap();
     let mut commands = Vec::new();
     let mut digits = caller.digits.into_iter();
     loop {
@@ -253,6 +262,7 @@ fn a_full_successful_session_sets_the_agent_variable() {
         Caller {
             digits: vec![Some("198503121116".into())],
             hangup_after_prompt: None,
+            caller_id: None,
         },
     );
     assert_eq!(cmds[0], "GET DATA bankid-enter-pnr 10000 12");
@@ -282,6 +292,7 @@ fn a_declined_call_and_bad_entries_fail_cleanly() {
         Caller {
             digits: vec![Some("197709083336".into())],
             hangup_after_prompt: None,
+            caller_id: None,
         },
     );
     assert_eq!(
@@ -299,6 +310,7 @@ fn a_declined_call_and_bad_entries_fail_cleanly() {
                 Some("196801642395".into()),
             ],
             hangup_after_prompt: None,
+            caller_id: None,
         },
     );
     assert!(
@@ -321,6 +333,7 @@ fn a_declined_call_and_bad_entries_fail_cleanly() {
         Caller {
             digits: vec![None, None, None],
             hangup_after_prompt: None,
+            caller_id: None,
         },
     );
     assert_eq!(
@@ -348,6 +361,7 @@ fn a_hangup_cancels_the_order_at_bankid() {
         Caller {
             digits: vec![Some("198503121116".into())],
             hangup_after_prompt: Some("bankid-call-confirm"),
+            caller_id: None,
         },
     );
     assert!(var(&cmds, "__BANKID_RESULT").is_none());
@@ -403,7 +417,8 @@ fn fifty_concurrent_calls_are_all_identified() {
     }
     let threads: Vec<_> = numbers
         .into_iter()
-        .map(|pnr| {
+        .enumerate()
+        .map(|(i, pnr)| {
             let addr = server.addr.clone();
             std::thread::spawn(move || {
                 call(
@@ -411,6 +426,8 @@ fn fifty_concurrent_calls_are_all_identified() {
                     Caller {
                         digits: vec![Some(pnr)],
                         hangup_after_prompt: None,
+                        // Fifty callers, not one caller fifty times (the per-caller limit).
+                        caller_id: Some(format!("4670000{i:04}")),
                     },
                 )
             })
@@ -437,6 +454,7 @@ fn anna() -> Caller {
     Caller {
         digits: vec![Some("198503121116".into())],
         hangup_after_prompt: None,
+        caller_id: None,
     }
 }
 
@@ -638,6 +656,7 @@ fn sigterm_cancels_every_pending_order_and_tells_live_calls() {
             let caller = Caller {
                 digits: vec![Some(n.clone())],
                 hangup_after_prompt: None,
+                caller_id: None,
             };
             std::thread::spawn(move || call(&addr, caller))
         })
@@ -805,4 +824,71 @@ fn out_of_file_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
         "{cmds:?}"
     );
     assert!(sim.orders().iter().any(|o| o.status == "complete"));
+}
+
+#[test]
+fn a_declined_number_is_blocked_and_one_caller_id_is_limited_per_hour() {
+    let (sim, server) = start("vishing");
+    let cecilia = || Caller {
+        digits: vec![Some("197709083336".into())],
+        hangup_after_prompt: None,
+        caller_id: Some("46711111111".into()),
+    };
+    let cmds = call(&server.addr, cecilia());
+    assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("failed"));
+    // She said she is not on a call with us: the next call for her number is refused before
+    // anything reaches BankID, on its own status and prompt.
+    let cmds = call(&server.addr, cecilia());
+    assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("blocked"));
+    assert_eq!(
+        var(&cmds, "__BANKID_RESULT").as_deref(),
+        Some("Identification failed")
+    );
+    assert_eq!(cmds.last().unwrap(), "STREAM FILE bankid-blocked \"\"");
+    assert_eq!(
+        sim.orders().len(),
+        1,
+        "the refused call never reached BankID"
+    );
+    let log = server.log();
+    assert!(
+        log.contains("SECURITY") && log.contains("770908-XXXX") && !log.contains("7709083336"),
+        "{log}"
+    );
+
+    // One caller ID keying in ten different numbers in an hour is the limit (the default 10;
+    // Cecilia's refused call above is not counted, her declined one is).
+    let numbers = valid_numbers(10);
+    let mut statuses = Vec::new();
+    for n in &numbers {
+        let cmds = call(
+            &server.addr,
+            Caller {
+                digits: vec![Some(n.clone())],
+                hangup_after_prompt: None,
+                caller_id: Some("46722222222".into()),
+            },
+        );
+        statuses.push(var(&cmds, "BANKID_STATUS").unwrap_or_default());
+    }
+    assert!(statuses.iter().all(|s| s == "complete"), "{statuses:?}");
+    let cmds = call(
+        &server.addr,
+        Caller {
+            digits: vec![Some("199908072391".into())],
+            hangup_after_prompt: None,
+            caller_id: Some("46722222222".into()),
+        },
+    );
+    assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("blocked"));
+    // Another caller with the same number is not affected.
+    let cmds = call(
+        &server.addr,
+        Caller {
+            digits: vec![Some("199908072391".into())],
+            hangup_after_prompt: None,
+            caller_id: Some("46733333333".into()),
+        },
+    );
+    assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("complete"));
 }

@@ -339,6 +339,14 @@ impl<'a, W: Write> Runner<'a, W> {
                 }
                 return Ok(flow.exit_to(&b.id, exit::BAD_NUMBER));
             }
+            Err((hook::DECLINED_RECENTLY | hook::RATE_LIMITED, e)) => {
+                // Anti-vishing: nothing reached BankID. The failed path, told apart by status.
+                self.say(format!("    SECURITY: refused before BankID: {e}"));
+                self.set(&result_var, "Identification failed".into());
+                self.set("BANKID_STATUS", "blocked".into());
+                self.play("bankid-blocked");
+                return Ok(flow.exit_to(&b.id, exit::FAILED));
+            }
             Err((_, e)) => {
                 self.say(format!("    bankid_start failed: {e}"));
                 self.set(&result_var, "Identification failed".into());
