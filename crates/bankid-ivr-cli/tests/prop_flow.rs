@@ -84,6 +84,12 @@ enum Edit {
     Duplicate { from: f64, len: usize, at: f64 },
     /// Change the value of the n-th attribute (`="…"`) to text.
     Attribute { n: usize, text: String },
+    /// Give the n-th attribute the value of the m-th (ids into references, labels into ids…).
+    CopyAttribute { from: usize, to: usize },
+    /// Remove the n-th element (with its children).
+    DropElement { n: usize },
+    /// Repeat the n-th element right after itself (duplicate ids, blocks, arrows).
+    DuplicateElement { n: usize },
 }
 
 /// Text that matters to XML and to the flow format.
@@ -107,20 +113,43 @@ fn xmlish() -> impl Strategy<Value = String> {
 
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
-        (0.0..1.0f64, 1usize..200).prop_map(|(at, len)| Edit::Delete { at, len }),
-        (0.0..1.0f64, xmlish()).prop_map(|(at, text)| Edit::Insert { at, text }),
-        (0.0..1.0f64, 1usize..40, xmlish()).prop_map(|(at, len, text)| Edit::Replace {
+        1 => (0.0..1.0f64, 1usize..200).prop_map(|(at, len)| Edit::Delete { at, len }),
+        1 => (0.0..1.0f64, xmlish()).prop_map(|(at, text)| Edit::Insert { at, text }),
+        1 => (0.0..1.0f64, 1usize..40, xmlish()).prop_map(|(at, len, text)| Edit::Replace {
             at,
             len,
             text
         }),
-        (0.0..1.0f64, 1usize..400, 0.0..1.0f64).prop_map(|(from, len, at)| Edit::Duplicate {
-            from,
-            len,
-            at
-        }),
-        (0usize..400, xmlish()).prop_map(|(n, text)| Edit::Attribute { n, text }),
+        1 => (0.0..1.0f64, 1usize..400, 0.0..1.0f64)
+            .prop_map(|(from, len, at)| Edit::Duplicate { from, len, at }),
+        // Edits that keep the XML well-formed, so they reach the flow model and the checker.
+        4 => (0usize..400, xmlish()).prop_map(|(n, text)| Edit::Attribute { n, text }),
+        4 => (0usize..400, 0usize..400).prop_map(|(from, to)| Edit::CopyAttribute { from, to }),
+        3 => (0usize..200).prop_map(|n| Edit::DropElement { n }),
+        3 => (0usize..200).prop_map(|n| Edit::DuplicateElement { n }),
     ]
+}
+
+/// Byte ranges of attribute values (inside the quotes).
+fn attribute_values(s: &str) -> Vec<(usize, usize)> {
+    s.match_indices("=\"")
+        .map(|(i, _)| i + 2)
+        .map(|a| (a, s[a..].find('"').map_or(s.len(), |i| a + i)))
+        .collect()
+}
+
+/// Byte ranges of the elements below the document element, when the text is still XML.
+fn elements(s: &str) -> Vec<std::ops::Range<usize>> {
+    roxmltree::Document::parse(s)
+        .map(|d| {
+            d.root_element()
+                .descendants()
+                .skip(1)
+                .filter(|n| n.is_element())
+                .map(|n| n.range())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn boundary(s: &str, i: usize) -> usize {
@@ -159,18 +188,41 @@ fn apply(s: &mut String, e: &Edit) {
             s.insert_str(at, &piece);
         }
         Edit::Attribute { n, text } => {
-            let starts: Vec<usize> = s.match_indices("=\"").map(|(i, _)| i + 2).collect();
-            if starts.is_empty() {
+            let values = attribute_values(s);
+            if values.is_empty() {
                 return;
             }
-            let a = starts[n % starts.len()];
-            let b = s[a..].find('"').map_or(s.len(), |i| a + i);
+            let (a, b) = values[n % values.len()];
             // Keep the quoting intact so the change reaches the flow model, not just the parser.
             let escaped = text
                 .replace('&', "&amp;")
                 .replace('<', "&lt;")
                 .replace('"', "&quot;");
             s.replace_range(a..b, &escaped);
+        }
+        Edit::CopyAttribute { from, to } => {
+            let values = attribute_values(s);
+            if values.is_empty() {
+                return;
+            }
+            let (a, b) = values[from % values.len()];
+            let value = s[a..b].to_string();
+            let (a, b) = values[to % values.len()];
+            s.replace_range(a..b, &value);
+        }
+        Edit::DropElement { n } => {
+            let all = elements(s);
+            if !all.is_empty() {
+                s.replace_range(all[n % all.len()].clone(), "");
+            }
+        }
+        Edit::DuplicateElement { n } => {
+            let all = elements(s);
+            if !all.is_empty() {
+                let r = all[n % all.len()].clone();
+                let piece = s[r.clone()].to_string();
+                s.insert_str(r.end, &piece);
+            }
         }
     }
 }
@@ -215,4 +267,35 @@ proptest! {
         }
         load(&xml);
     }
+}
+
+/// The mutations are not all stopped by the XML parser: enough of them reach the flow model
+/// and the checker for the property above to test those, not only the parser's error path.
+#[test]
+fn mutations_reach_the_checker_not_only_the_xml_parser() {
+    use proptest::strategy::ValueTree as _;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = (
+        any::<prop::sample::Index>(),
+        prop::collection::vec(edit(), 1..6),
+    );
+    let (mut parsed, mut with_problems, total) = (0, 0, 500);
+    for _ in 0..total {
+        let (which, edits) = strategy.new_tree(&mut runner).unwrap().current();
+        let all = exports();
+        let mut xml = all[which.index(all.len())].1.clone();
+        for e in &edits {
+            apply(&mut xml, e);
+        }
+        if let Ok(f) = Flow::parse(&xml) {
+            parsed += 1;
+            if !check::check(&f).is_empty() {
+                with_problems += 1;
+            }
+        }
+    }
+    eprintln!("{parsed} of {total} mutated exports parsed, {with_problems} of them with problems");
+    // 283 and 131 of 500 with proptest 1.12's deterministic runner.
+    assert!(parsed >= total * 2 / 5, "{parsed} of {total} parsed");
+    assert!(with_problems >= total / 10, "{with_problems} had problems");
 }
