@@ -28,6 +28,11 @@ cargo build --workspace --all-targets
 step "cargo test (library, C example plain/ASan/valgrind, simulator, IVR tools, agent page in Chromium)"
 cargo test --workspace --no-fail-fast
 
+step "the C example in release too (what integrators ship): plain, ASan/UBSan, valgrind"
+# --test alone does not build the cdylib the C program dlopens, so build the library first.
+cargo build --release --lib
+cargo test --release --test c_example
+
 step "the README's run command (the agent page) works on a machine with no BankID configured"
 bash scripts/check-agent-run.sh
 

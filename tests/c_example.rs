@@ -17,7 +17,7 @@ fn libbankid() -> PathBuf {
     let lib = target_dir().join("libbankid.so");
     assert!(
         lib.is_file(),
-        "{} is missing: cargo builds it with the tests",
+        "{} is missing: cargo builds it with the whole test suite; with --test alone run `cargo build [--release] --lib` first",
         lib.display()
     );
     lib

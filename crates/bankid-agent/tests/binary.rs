@@ -12,6 +12,16 @@ struct Running {
     stdout: Vec<String>,
 }
 
+/// A test that fails before `stop` must not leave the agent server running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
 fn run_agent(dir: &std::path::Path) -> Running {
     run_agent_with(dir, &[])
 }

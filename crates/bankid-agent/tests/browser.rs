@@ -5,6 +5,7 @@
 mod common;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,14 +18,92 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 struct Browser {
     http: reqwest::Client,
     session: String,
-    driver: Child,
+    driver: Driver,
     profile: PathBuf,
+}
+
+/// chromedriver, started in its own process group so that it and every browser process it
+/// starts can be ended together, also when a test panics (Drop runs while unwinding).
+struct Driver {
+    child: Child,
+    port: u16,
+    profile: PathBuf,
+}
+
+impl Driver {
+    /// Ends the process group (TERM, then KILL after 3 s), reaps chromedriver, then ends any
+    /// process still running with this test's own profile directory on its command line
+    /// (a browser process that left the group). Idempotent.
+    fn stop(&mut self) {
+        let pgid = self.child.id() as libc::pid_t;
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill(2) on the group we created for chromedriver (process_group(0)).
+            unsafe { libc::kill(-pgid, libc::SIGTERM) };
+            let until = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < until && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // Whatever is left of the group, chromedriver included.
+        // SAFETY: as above; ESRCH when the group is already empty is fine.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+        for pid in processes_using(&self.profile) {
+            // SAFETY: a process whose command line names this test's unique profile directory.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Processes whose command line contains `dir` (this test's unique browser profile).
+fn processes_using(dir: &std::path::Path) -> Vec<libc::pid_t> {
+    let needle = format!("--user-data-dir={}", dir.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).any(|arg| arg == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// `DELETE /session/ID` without an async runtime (Drop may run while a test unwinds): the
+/// WebDriver way to quit the browser, so chromedriver ends it and its helpers itself.
+fn end_session(port: u16, session_path: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    ) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    let req = format!(
+        "DELETE {session_path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if s.write_all(req.as_bytes()).is_ok() {
+        let mut answer = Vec::new();
+        let _ = s.take(64 * 1024).read_to_end(&mut answer);
+    }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        if let Some(path) = self.session.find("/session/").map(|i| &self.session[i..]) {
+            end_session(self.driver.port, path);
+        }
+        self.driver.stop();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
@@ -47,16 +126,23 @@ impl Browser {
     async fn start() -> Browser {
         let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let port = free_port();
-        let driver = Command::new(&chromedriver)
+        let child = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("{chromedriver}: {e} — install chromium and chromium-driver (bash scripts/setup.sh)")
             });
         let profile =
             std::env::temp_dir().join(format!("agent-chromium-{}-{port}", std::process::id()));
+        // From here on a panic (chromedriver not coming up, no session) still ends the group.
+        let driver = Driver {
+            child,
+            port,
+            profile: profile.clone(),
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -447,4 +533,20 @@ async fn an_agent_logs_in_and_identifies_callers_in_a_real_browser() {
     assert!(!b.visible("#identify-view").await);
     let s: Value = h.client().get("/api/session").await.body;
     assert_eq!(s["loggedIn"], false);
+
+    // Nothing this test started outlives it: the session is ended, the group is gone, and no
+    // process runs with this test's browser profile (three runs used to leave three trees).
+    let profile = b.profile.clone();
+    let group = b.driver.child.id() as libc::pid_t;
+    drop(b);
+    // Killed processes may linger a moment as zombies until they are reaped.
+    // SAFETY: signal 0 only asks whether any process of the group still exists.
+    let group_alive = || unsafe { libc::kill(-group, 0) } == 0;
+    let until = Instant::now() + Duration::from_secs(5);
+    while (group_alive() || !processes_using(&profile).is_empty()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!group_alive(), "chromedriver's process group is gone");
+    assert_eq!(processes_using(&profile), Vec::<libc::pid_t>::new());
+    assert!(!profile.exists(), "profile removed");
 }

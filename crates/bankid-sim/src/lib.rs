@@ -236,10 +236,13 @@ pub struct Fault {
     pub retry_after_s: Option<String>,
     /// The unknown `errorCode` / `status` / `hintCode`, or the `personalNumber` to send.
     pub value: Option<String>,
+    /// Only requests about this person: a start with this `personalNumber` (top level or
+    /// `requirement.personalNumber`), or a `collect`/`cancel` of one of their orders.
+    pub personal_number: Option<String>,
 }
 
 /// The fields `POST /sim/faults` accepts.
-pub const FAULT_FIELDS: [&str; 8] = [
+pub const FAULT_FIELDS: [&str; 9] = [
     "kind",
     "count",
     "skip",
@@ -248,6 +251,7 @@ pub const FAULT_FIELDS: [&str; 8] = [
     "resetS",
     "retryAfterS",
     "value",
+    "personalNumber",
 ];
 
 impl Fault {
@@ -262,7 +266,13 @@ impl Fault {
             reset_s: None,
             retry_after_s: None,
             value: None,
+            personal_number: None,
         }
+    }
+    /// Restricts the fault to requests about one person (see [`Fault::personal_number`]).
+    pub fn for_person(mut self, personal_number: &str) -> Fault {
+        self.personal_number = Some(personal_number.to_string());
+        self
     }
     /// Restricts the fault to one endpoint.
     pub fn on(mut self, endpoint: &str) -> Fault {
@@ -362,6 +372,11 @@ impl Fault {
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(other) => return Err(format!("value must be a string, got {other}")),
             },
+            personal_number: match obj.get("personalNumber") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(other) => return Err(format!("personalNumber must be a string, got {other}")),
+            },
         };
         fault.check()?;
         Ok(fault)
@@ -387,6 +402,9 @@ impl Fault {
                     "{kind} rewrites collect answers: endpoint must be collect or absent"
                 ));
             }
+        }
+        if let Some(p) = &self.personal_number {
+            scenario::check_personal_number(p).map_err(|e| format!("{e} (the fault's filter)"))?;
         }
         if self.delay_ms > MAX_DELAY_MS {
             return Err(format!(

@@ -231,6 +231,11 @@ impl Book {
         };
     }
 
+    /// The personal number of an order, if it has one.
+    pub fn personal_number_of(&self, order_ref: &str) -> Option<String> {
+        self.orders.get(order_ref)?.data.personal_number.clone()
+    }
+
     /// Makes a final status collectable again: an answer shape replaced it on the wire.
     pub fn uncollect(&mut self, order_ref: &str) {
         if let Some(o) = self.orders.get_mut(order_ref) {

@@ -298,6 +298,36 @@ async fn read_body(
     }
 }
 
+/// Whom a request is about: a start's `personalNumber` (top level or in `requirement`), or
+/// the person of the order a `collect`/`cancel` names. Only computed when a fault asks.
+fn request_person(shared: &Shared, endpoint: &str, body: &[u8]) -> Option<String> {
+    let wanted = shared
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|f| f.personal_number.is_some());
+    if !wanted {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(body).ok()?;
+    match endpoint {
+        "collect" | "cancel" => {
+            let r = v.get("orderRef")?.as_str()?;
+            shared
+                .book
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .personal_number_of(r)
+        }
+        _ => v
+            .get("personalNumber")
+            .or_else(|| v.get("requirement")?.get("personalNumber"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }
+}
+
 async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, DropConnection> {
     shared.counters.requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_string();
@@ -333,7 +363,13 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Dro
     if !shared.latency.is_zero() {
         tokio::time::sleep(shared.latency).await;
     }
-    let on_endpoint = |f: &Fault| f.endpoint.as_deref().is_none_or(|e| e == endpoint);
+    let person = request_person(&shared, endpoint, &body);
+    let on_endpoint = |f: &Fault| {
+        f.endpoint.as_deref().is_none_or(|e| e == endpoint)
+            && f.personal_number
+                .as_deref()
+                .is_none_or(|p| person.as_deref() == Some(p))
+    };
     if let Some(fault) = shared.take_fault(|f| !f.kind.is_answer_shape() && on_endpoint(f)) {
         log::info!("fault {} on {endpoint}", fault.kind.name());
         if let Some(r) = strike(&fault).await? {

@@ -1267,3 +1267,69 @@ async fn a_client_that_never_finishes_the_tls_handshake_is_dropped() {
     let (s, _) = collect(&c, &sim, "x").await;
     assert_eq!(s, 400);
 }
+
+#[tokio::test]
+async fn a_fault_for_one_person_strikes_only_their_requests() {
+    let sim = start(0.01);
+    let c = client(&sim);
+    let sven = "196801642395";
+    for p in [ANNA, sven] {
+        sim.set_scenario(p, pending_for(60_000_000, "complete"));
+    }
+    // Armed before the orders exist: a start, then collects, of Anna's only.
+    let (s, v) = ctl_post(
+        &c,
+        &sim,
+        "faults",
+        json!({"kind": "maintenance", "personalNumber": ANNA}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = post(
+        &c,
+        &sim,
+        "phone/auth",
+        json!({"personalNumber": ANNA, "callInitiator": "user"}),
+    )
+    .await;
+    assert_eq!(s, 503, "Anna's start is struck");
+    let sven_ref = start_order(&c, &sim, sven).await;
+    let anna_ref = start_order(&c, &sim, ANNA).await;
+    sim.inject_fault(
+        Fault::new(FaultKind::Maintenance, 2)
+            .on("collect")
+            .for_person(ANNA),
+    );
+    assert_eq!(collect(&c, &sim, &sven_ref).await.0, 200);
+    assert_eq!(collect(&c, &sim, &anna_ref).await.0, 503);
+    assert_eq!(collect(&c, &sim, &sven_ref).await.0, 200);
+    assert_eq!(collect(&c, &sim, "no-such-order").await.0, 400);
+    assert_eq!(collect(&c, &sim, &anna_ref).await.0, 503);
+    assert_eq!(collect(&c, &sim, &anna_ref).await.0, 200, "used up");
+    // A shape aimed at one person waits for their complete answer.
+    sim.clear_scenario(ANNA);
+    sim.clear_scenario(sven);
+    sim.inject_fault(Fault::new(FaultKind::OtherPerson, 1).for_person(ANNA));
+    let (_, v) = post(&c, &sim, "cancel", json!({"orderRef": anna_ref})).await;
+    assert_eq!(v, json!({}));
+    let sven_ref = {
+        let _ = post(&c, &sim, "cancel", json!({"orderRef": sven_ref})).await;
+        start_order(&c, &sim, sven).await
+    };
+    let anna_ref = start_order(&c, &sim, ANNA).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (_, v) = collect(&c, &sim, &sven_ref).await;
+    assert_eq!(v["completionData"]["user"]["personalNumber"], sven);
+    let (_, v) = collect(&c, &sim, &anna_ref).await;
+    assert_eq!(v["status"], "complete", "{v}");
+    assert_ne!(v["completionData"]["user"]["personalNumber"], ANNA);
+    let (s, v) = ctl_post(
+        &c,
+        &sim,
+        "faults",
+        json!({"kind": "drop", "personalNumber": "198503121117"}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(details(&v).contains("check digit"), "{v}");
+}
