@@ -1,6 +1,7 @@
 //! The C side, for real: examples/identify.c compiled with -Wall -Wextra -Werror, loading the
 //! built libbankid.so with dlopen, identifying test persons against bankid-sim over mTLS; once
-//! plain, once under AddressSanitizer/UBSan and once under valgrind.
+//! plain, once under AddressSanitizer/UBSan and once under valgrind; and tests/c/reload.c, a host that
+//! loads, uses, shuts down and unloads the library twenty times, the same three ways.
 
 mod common;
 
@@ -23,7 +24,13 @@ fn libbankid() -> PathBuf {
     lib
 }
 
+/// `examples/identify.c` built as `name` with `extra` flags.
 fn compile(name: &str, extra: &[&str]) -> PathBuf {
+    compile_c("examples/identify.c", name, extra)
+}
+
+/// A C program of the repository (`source`), built with `-Wall -Wextra -Werror`.
+fn compile_c(source: &str, name: &str, extra: &[&str]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = target_dir().join(name);
     let status = Command::new("cc")
@@ -31,17 +38,45 @@ fn compile(name: &str, extra: &[&str]) -> PathBuf {
         .args(extra)
         .arg("-I")
         .arg(root.join("include"))
-        .arg(root.join("examples/identify.c"))
+        .arg(root.join(source))
         .arg("-ldl")
         .arg("-o")
         .arg(&out)
         .status()
         .expect("cc runs");
-    assert!(
-        status.success(),
-        "examples/identify.c does not compile cleanly"
-    );
+    assert!(status.success(), "{source} does not compile cleanly");
     out
+}
+
+const SANITIZERS: [&str; 2] = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"];
+
+/// Runs `exe` with sanitizer options that stop at the first error.
+fn sanitized(exe: &Path) -> Command {
+    let mut c = Command::new(exe);
+    c.env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1");
+    c
+}
+
+/// Runs `exe` under valgrind: any error (but the one proven false positive in
+/// tests/valgrind.supp), and any definite or possible leak, fails it.
+fn valgrind(exe: &Path) -> Command {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        panic!("valgrind is not installed: run scripts/setup.sh (CI installs it)");
+    }
+    let mut c = Command::new("valgrind");
+    c.args([
+        "--error-exitcode=99",
+        "--leak-check=full",
+        "--errors-for-leak-kinds=definite,possible",
+        "--quiet",
+    ])
+    .arg(format!(
+        "--suppressions={}/tests/valgrind.supp",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .arg(exe);
+    c
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
@@ -131,17 +166,12 @@ fn identify_c_reports_success_failure_and_refusal() {
 fn identify_c_is_clean_under_address_and_undefined_behaviour_sanitizers() {
     let env = common::sim("asan");
     let config = env.write_toml("");
-    let exe = compile(
-        "identify-asan",
-        &["-fsanitize=address,undefined", "-fno-omit-frame-pointer"],
-    );
-    let (ok, out) = run(Command::new(&exe)
+    let exe = compile("identify-asan", &SANITIZERS);
+    let (ok, out) = run(sanitized(&exe)
         .arg(libbankid())
         .arg("198503121116")
         .arg("complete")
-        .arg(&config)
-        .env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
-        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"));
+        .arg(&config));
     assert!(ok, "{out}");
     assert!(
         !out.contains("ERROR: AddressSanitizer") && !out.contains("runtime error"),
@@ -151,28 +181,53 @@ fn identify_c_is_clean_under_address_and_undefined_behaviour_sanitizers() {
 
 #[test]
 fn identify_c_is_clean_under_valgrind() {
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        panic!("valgrind is not installed: run scripts/setup.sh (CI installs it)");
-    }
     let env = common::sim("valgrind");
     let config = env.write_toml("");
     let exe = compile("identify-vg", &[]);
-    let (ok, out) = run(Command::new("valgrind")
-        .args([
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-            "--quiet",
-        ])
-        .arg(format!(
-            "--suppressions={}/tests/valgrind.supp",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .arg(&exe)
+    let (ok, out) = run(valgrind(&exe)
         .arg(libbankid())
         .arg("198503121116")
         .arg("complete")
         .arg(&config));
     assert!(ok, "{out}");
     assert!(out.contains("\nok\n"), "{out}");
+}
+
+/// tests/c/reload.c: init → start → shutdown → init → start gives a new handle and the old one
+/// is stale; then dlopen → init → identify → shutdown → dlclose twenty times, every library
+/// thread gone after each shutdown.
+fn reload(exe: Command, tag: &str) {
+    let env = common::sim(tag);
+    let config = env.write_toml("");
+    let mut exe = exe;
+    let (ok, out) = run(exe.arg(libbankid()).arg(&config).arg("20"));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ok: reinit gives new handles; 20 load/identify/shutdown/unload rounds"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("ERROR: AddressSanitizer") && !out.contains("runtime error"),
+        "{out}"
+    );
+}
+
+#[test]
+fn loading_using_and_unloading_twenty_times_is_clean() {
+    reload(
+        Command::new(compile_c("tests/c/reload.c", "reload", &[])),
+        "reload",
+    );
+}
+
+#[test]
+fn loading_using_and_unloading_twenty_times_is_clean_under_sanitizers() {
+    let exe = compile_c("tests/c/reload.c", "reload-asan", &SANITIZERS);
+    reload(sanitized(&exe), "reload-asan");
+}
+
+#[test]
+fn loading_using_and_unloading_twenty_times_is_clean_under_valgrind() {
+    let exe = compile_c("tests/c/reload.c", "reload-vg", &[]);
+    reload(valgrind(&exe), "reload-vg");
 }
