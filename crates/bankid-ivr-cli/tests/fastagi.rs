@@ -257,6 +257,19 @@ fn var(commands: &[String], name: &str) -> Option<String> {
 #[test]
 fn a_full_successful_session_sets_the_agent_variable() {
     let (sim, server) = start("ok");
+    // Each step long enough (0.3 s) that its prompt is played even on a loaded machine.
+    sim.set_scenario(
+        "198503121116",
+        Scenario {
+            steps: ["outstandingTransaction", "userCallConfirm", "userSign"]
+                .map(|h| Step {
+                    hint_code: h.into(),
+                    ms: 30_000,
+                })
+                .to_vec(),
+            outcome: "complete".into(),
+        },
+    );
     let cmds = call(
         &server.addr,
         Caller {
