@@ -92,6 +92,19 @@ fn run(cmd: &mut Command) -> (bool, String) {
 #[test]
 fn identify_c_reports_success_failure_and_refusal() {
     let env = common::sim("c");
+    // Steps of 0.3 s, so the prompt for each is seen even on a loaded machine.
+    env.sim.set_scenario(
+        "198503121116",
+        bankid_sim::Scenario {
+            steps: ["outstandingTransaction", "userCallConfirm", "userSign"]
+                .map(|h| bankid_sim::Step {
+                    hint_code: h.into(),
+                    ms: 30_000,
+                })
+                .to_vec(),
+            outcome: "complete".into(),
+        },
+    );
     let config = env.write_toml("");
     let exe = compile("identify", &[]);
     let lib = libbankid();
