@@ -5,9 +5,11 @@
 //! - [`handles`]: ids that never name a different order for the life of the process.
 //! - `task`: one order's start and collect phases, and its cancel at BankID when it ends here.
 //! - [`limits`]: anti-vishing limits applied before anything reaches BankID.
+//! - [`result_text`]: the agent-visible result line from the configured templates.
 
 pub mod handles;
 pub mod limits;
+pub mod result_text;
 mod task;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -438,17 +440,11 @@ impl Engine {
             State::Pending => String::new(),
             // The number is ours, validated before the start; a complete answer naming another
             // one never gets here (see `task`). BankID's own text is never sliced.
-            State::Complete => {
-                let name = p
-                    .completion
-                    .as_ref()
-                    .map(|c| c.user.name.as_str())
-                    .unwrap_or("");
-                cfg.result_success
-                    .replace("{pnr_masked}", &cell.pnr.masked())
-                    .replace("{pnr}", &cell.pnr.display())
-                    .replace("{name}", name)
-            }
+            State::Complete => result_text::success(
+                &cfg.result_success,
+                &cell.pnr,
+                p.completion.as_ref().map_or("", |c| c.user.name.as_str()),
+            ),
             State::Failed | State::Error => cfg.result_failed.clone(),
         };
         let message = messages::guidance(p.state, p.hint_code.as_ref(), p.error.as_ref()).caller;
