@@ -318,7 +318,11 @@ fn main() {
                 bankid::State::Complete => "Complete".to_string(),
                 state => format!(
                     "{state:?} {}",
-                    v.error_code.or(v.hint_code).unwrap_or_default()
+                    match (&v.error, &v.hint_code) {
+                        (Some(e), _) => e.to_string(),
+                        (None, Some(h)) => h.to_string(),
+                        (None, None) => String::new(),
+                    }
                 ),
             };
             *outcomes.entry(key).or_default() += 1;

@@ -5,6 +5,11 @@
  * success; strings out are snprintf-style (always NUL-terminated when buf_len > 0, *out_len is
  * the full length, (NULL, 0) asks for the size); NULL pointers and stale handles are errors,
  * never crashes; bankid_poll never blocks. All functions are thread-safe.
+ *
+ * Pointer rules (every function's "Safety"): each pointer must be NULL or valid for its stated
+ * use: strings NUL-terminated UTF-8, buf writable for buf_len bytes, *_out writable, an options
+ * struct readable for its struct_size. The library never keeps a pointer it is given; strings
+ * it returns are static.
  */
 
 #ifndef BANKID_H
@@ -251,8 +256,7 @@ extern "C" {
  * start-up, not per call).
  *
  * # Safety
- * Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
- * writable for `buf_len` bytes, `*_out` writable.
+ * The pointer rules of the header banner.
  */
 bankid_status bankid_init(const char *config_path);
 
@@ -285,8 +289,7 @@ bankid_status bankid_start_options_init(struct bankid_start_options *opts);
  * (nothing is sent to BankID in those cases). Thread-safe.
  *
  * # Safety
- * Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
- * writable for `buf_len` bytes, `*_out` writable.
+ * The pointer rules of the header banner.
  */
 bankid_status bankid_start(const char *personal_number,
                            uint32_t call_initiator,
@@ -308,8 +311,7 @@ bankid_status bankid_start_with(const struct bankid_start_options *opts, bankid_
  * released or made-up handle.
  *
  * # Safety
- * Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
- * writable for `buf_len` bytes, `*_out` writable.
+ * The pointer rules of the header banner.
  */
 bankid_status bankid_poll(bankid_order order, uint32_t *state_out);
 
@@ -320,8 +322,7 @@ bankid_status bankid_poll(bankid_order order, uint32_t *state_out);
  * pending. `(NULL, 0)` asks for the length in `*out_len`. Never blocks.
  *
  * # Safety
- * Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
- * writable for `buf_len` bytes, `*_out` writable.
+ * The pointer rules of the header banner.
  */
 bankid_status bankid_result_text(bankid_order order, char *buf, size_t buf_len, size_t *out_len);
 
@@ -331,8 +332,7 @@ bankid_status bankid_result_text(bankid_order order, char *buf, size_t buf_len, 
  * pratar med oss."). snprintf-style; UTF-8. Never blocks.
  *
  * # Safety
- * Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
- * writable for `buf_len` bytes, `*_out` writable.
+ * The pointer rules of the header banner.
  */
 bankid_status bankid_message(bankid_order order,
                              uint32_t lang,
@@ -346,8 +346,7 @@ bankid_status bankid_message(bankid_order order,
  * the empty string when there is none yet. snprintf-style. Never blocks.
  *
  * # Safety
- * Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
- * writable for `buf_len` bytes, `*_out` writable.
+ * The pointer rules of the header banner.
  */
 bankid_status bankid_hint_code(bankid_order order, char *buf, size_t buf_len, size_t *out_len);
 
@@ -370,8 +369,7 @@ bankid_status bankid_release(bankid_order order);
  * snprintf-style; never contains a whole personal number or a password.
  *
  * # Safety
- * Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
- * writable for `buf_len` bytes, `*_out` writable.
+ * The pointer rules of the header banner.
  */
 bankid_status bankid_last_error(char *buf, size_t buf_len, size_t *out_len);
 

@@ -1,15 +1,20 @@
 //! The C ABI: every `extern "C"` item and all `unsafe` of the crate live here.
 //!
-//! Conventions: every fallible function returns a `bankid_status`; outputs go through `*_out`
-//! parameters written only on success; strings out are snprintf-style; every body runs inside
-//! a panic boundary; every pointer is checked; releasing 0 is a no-op.
+//! Conventions (stated once, here and in the header banner from `cbindgen.toml`): every
+//! fallible function returns a `bankid_status`; outputs go through `*_out` parameters written
+//! only on success; strings out are snprintf-style; every body runs inside [`ffi_body!`], the
+//! panic boundary; every pointer is checked; releasing 0 is a no-op.
+//!
+//! Pointers (the `# Safety` of every `unsafe` function below): each must be NULL or valid for
+//! its stated use — strings NUL-terminated, `buf` writable for `buf_len` bytes, `*_out`
+//! writable, options structs readable for their `struct_size`. The library never keeps one.
 #![allow(non_camel_case_types)]
 
 use std::cell::RefCell;
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use crate::config::Config;
 use crate::messages::Language;
@@ -19,7 +24,9 @@ use crate::rp::CallInitiator;
 
 /// Result of every fallible function. Values are never reused; new ones are appended.
 #[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::FromRepr, strum::EnumIter,
+)]
 pub enum bankid_status {
     /// Success.
     BANKID_OK = 0,
@@ -59,9 +66,29 @@ pub enum bankid_status {
 
 use bankid_status::*;
 
+/// `TryFrom<u32>` (the values C passes) and the variant's C name, for every C enum: derived
+/// from the enum itself, so a new value needs no second table.
+macro_rules! c_enum_conversions {
+    ($($ty:ident),*) => {$(
+        impl TryFrom<u32> for $ty {
+            type Error = u32;
+            /// The variant with this value; the value back when there is none.
+            fn try_from(v: u32) -> Result<Self, u32> {
+                $ty::from_repr(v).ok_or(v)
+            }
+        }
+        impl $ty {
+            /// The C name, e.g. `BANKID_OK`.
+            pub fn name(self) -> &'static str {
+                self.into()
+            }
+        }
+    )*};
+}
+
 /// Order state written by `bankid_poll`.
 #[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::FromRepr)]
 pub enum bankid_state {
     /// Being started or pending at BankID: keep prompting (see `bankid_message`).
     BANKID_STATE_PENDING = 1,
@@ -75,7 +102,7 @@ pub enum bankid_state {
 
 /// Message language for `bankid_message`.
 #[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::FromRepr)]
 pub enum bankid_lang {
     /// Swedish.
     BANKID_LANG_SV = 0,
@@ -85,7 +112,7 @@ pub enum bankid_lang {
 
 /// `callInitiator` for `bankid_start`.
 #[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::FromRepr)]
 pub enum bankid_call_initiator {
     /// The configured default (`call_initiator`, normally `user`).
     BANKID_CALL_INITIATOR_DEFAULT = 0,
@@ -94,6 +121,13 @@ pub enum bankid_call_initiator {
     /// We called the caller.
     BANKID_CALL_INITIATOR_RP = 2,
 }
+
+c_enum_conversions!(
+    bankid_status,
+    bankid_state,
+    bankid_lang,
+    bankid_call_initiator
+);
 
 /// An order handle. 0 is never a valid handle.
 pub type bankid_order = u64;
@@ -114,6 +148,7 @@ fn set_error(msg: impl Into<String>) {
     LAST_ERROR.with(|e| *e.borrow_mut() = msg);
 }
 
+/// Sets the thread's last error and returns `status`, for `return Err(fail(…))`.
 fn fail(status: bankid_status, msg: impl Into<String>) -> bankid_status {
     set_error(msg);
     status
@@ -134,10 +169,14 @@ fn engine_error(e: Error) -> bankid_status {
     fail(status, e.to_string())
 }
 
-macro_rules! guard {
-    ($body:expr) => {
-        match catch_unwind(AssertUnwindSafe(|| -> bankid_status { $body })) {
-            Ok(status) => status,
+/// The panic boundary every exported function runs in. The body returns
+/// `Result<(), bankid_status>` — `?` on every step that can fail, the last-error message set
+/// where the error is made — and `Ok(())` is `BANKID_OK`; a panic is `BANKID_PANIC`.
+macro_rules! ffi_body {
+    ($body:block) => {
+        match catch_unwind(AssertUnwindSafe(|| -> Result<(), bankid_status> { $body })) {
+            Ok(Ok(())) => BANKID_OK,
+            Ok(Err(status)) => status,
             Err(_) => fail(
                 BANKID_PANIC,
                 "internal panic caught at the C boundary (a bug; please report)",
@@ -156,6 +195,11 @@ fn engine() -> Result<Arc<Engine>, bankid_status> {
     })
 }
 
+fn with_engine<T>(f: impl FnOnce(&Engine) -> Result<T, Error>) -> Result<T, bankid_status> {
+    let engine = engine()?;
+    f(&engine).map_err(engine_error)
+}
+
 /// Reads a NUL-terminated UTF-8 string argument.
 ///
 /// # Safety
@@ -170,6 +214,39 @@ unsafe fn c_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, bankid_stat
         .map_err(|_| fail(BANKID_INVALID_UTF8, format!("{what} is not UTF-8")))
 }
 
+/// An optional string argument: NULL is `None`.
+///
+/// # Safety
+/// As [`c_str`].
+unsafe fn c_str_opt<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, bankid_status> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded.
+    unsafe { c_str(p, what) }.map(Some)
+}
+
+/// Writes `value` to the output pointer `p`, which must not be NULL.
+///
+/// # Safety
+/// `p` must be NULL or writable.
+unsafe fn put<T>(p: *mut T, what: &str, value: T) -> Result<(), bankid_status> {
+    if p.is_null() {
+        return Err(fail(BANKID_NULL_POINTER, format!("{what} is NULL")));
+    }
+    // SAFETY: checked non-NULL; the caller promises it is writable.
+    unsafe { p.write(value) };
+    Ok(())
+}
+
+/// Checks that an output pointer is not NULL before any work is done.
+fn non_null<T>(p: *mut T, what: &str) -> Result<(), bankid_status> {
+    if p.is_null() {
+        return Err(fail(BANKID_NULL_POINTER, format!("{what} is NULL")));
+    }
+    Ok(())
+}
+
 /// snprintf-style output of `s`.
 ///
 /// # Safety
@@ -179,9 +256,18 @@ unsafe fn write_str(
     buf: *mut c_char,
     buf_len: usize,
     out_len: *mut usize,
-) -> bankid_status {
+) -> Result<(), bankid_status> {
+    let too_small = || {
+        fail(
+            BANKID_BUFFER_TOO_SMALL,
+            format!("{} bytes (plus NUL) needed", s.len()),
+        )
+    };
     if buf.is_null() && buf_len > 0 {
-        return fail(BANKID_NULL_POINTER, "buf is NULL but buf_len is not 0");
+        return Err(fail(
+            BANKID_NULL_POINTER,
+            "buf is NULL but buf_len is not 0",
+        ));
     }
     if !out_len.is_null() {
         // SAFETY: checked non-NULL.
@@ -189,12 +275,9 @@ unsafe fn write_str(
     }
     if buf_len == 0 {
         return if s.is_empty() && !out_len.is_null() {
-            BANKID_OK
+            Ok(())
         } else {
-            fail(
-                BANKID_BUFFER_TOO_SMALL,
-                format!("{} bytes (plus NUL) needed", s.len()),
-            )
+            Err(too_small())
         };
     }
     let n = s.len().min(buf_len - 1);
@@ -204,12 +287,9 @@ unsafe fn write_str(
         *buf.add(n) = 0;
     }
     if n < s.len() {
-        return fail(
-            BANKID_BUFFER_TOO_SMALL,
-            format!("{} bytes (plus NUL) needed", s.len()),
-        );
+        return Err(too_small());
     }
-    BANKID_OK
+    Ok(())
 }
 
 /// Initialises the library: reads the configuration, loads the certificates and starts the
@@ -221,38 +301,25 @@ unsafe fn write_str(
 /// start-up, not per call).
 ///
 /// # Safety
-/// Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
-/// writable for `buf_len` bytes, `*_out` writable.
+/// The pointer rules of the header banner.
 #[no_mangle]
 pub unsafe extern "C" fn bankid_init(config_path: *const c_char) -> bankid_status {
-    guard!({
-        let config = if config_path.is_null() {
-            Config::from_env()
-        } else {
-            // SAFETY: non-NULL, caller promises a C string.
-            match unsafe { c_str(config_path, "config_path") } {
-                Ok(p) => Config::from_file(Path::new(p)),
-                Err(s) => return s,
-            }
-        };
-        let config = match config {
-            Ok(c) => c,
-            Err(e) => return fail(BANKID_CONFIG_ERROR, e.to_string()),
-        };
+    ffi_body!({
+        // SAFETY: the caller promises a C string or NULL.
+        let config = match unsafe { c_str_opt(config_path, "config_path") }? {
+            None => Config::from_env(),
+            Some(p) => Config::from_file(Path::new(p)),
+        }
+        .map_err(|e| fail(BANKID_CONFIG_ERROR, e.to_string()))?;
         let mut slot = ENGINE.write().unwrap_or_else(|e| e.into_inner());
         if slot.is_some() {
-            return fail(
+            return Err(fail(
                 BANKID_ALREADY_INITIALIZED,
                 "bankid_init was already called; call bankid_shutdown first",
-            );
+            ));
         }
-        match Engine::new(config) {
-            Ok(e) => {
-                *slot = Some(Arc::new(e));
-                BANKID_OK
-            }
-            Err(e) => engine_error(e),
-        }
+        *slot = Some(Arc::new(Engine::new(config).map_err(engine_error)?));
+        Ok(())
     })
 }
 
@@ -263,12 +330,12 @@ pub unsafe extern "C" fn bankid_init(config_path: *const c_char) -> bankid_statu
 /// completes normally; none waits longer than the shutdown. A no-op when not initialised.
 #[no_mangle]
 pub extern "C" fn bankid_shutdown() -> bankid_status {
-    guard!({
+    ffi_body!({
         let engine = ENGINE.write().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(engine) = engine {
             engine.shutdown();
         }
-        BANKID_OK
+        Ok(())
     })
 }
 
@@ -298,20 +365,15 @@ pub struct bankid_start_options {
 pub unsafe extern "C" fn bankid_start_options_init(
     opts: *mut bankid_start_options,
 ) -> bankid_status {
-    guard!({
-        if opts.is_null() {
-            return fail(BANKID_NULL_POINTER, "opts is NULL");
-        }
-        // SAFETY: checked non-NULL; the caller promises room for the struct.
-        unsafe {
-            opts.write(bankid_start_options {
-                struct_size: std::mem::size_of::<bankid_start_options>() as u32,
-                call_initiator: bankid_call_initiator::BANKID_CALL_INITIATOR_DEFAULT as u32,
-                personal_number: std::ptr::null(),
-                caller_id: std::ptr::null(),
-            })
+    ffi_body!({
+        let defaults = bankid_start_options {
+            struct_size: std::mem::size_of::<bankid_start_options>() as u32,
+            call_initiator: bankid_call_initiator::BANKID_CALL_INITIATOR_DEFAULT as u32,
+            personal_number: std::ptr::null(),
+            caller_id: std::ptr::null(),
         };
-        BANKID_OK
+        // SAFETY: the caller promises room for the struct.
+        unsafe { put(opts, "opts", defaults) }
     })
 }
 
@@ -319,45 +381,30 @@ fn start(
     personal_number: &str,
     call_initiator: u32,
     caller_id: Option<&str>,
-    order_out: *mut bankid_order,
-) -> bankid_status {
-    let initiator = match call_initiator {
-        0 => None,
-        1 => Some(CallInitiator::User),
-        2 => Some(CallInitiator::Rp),
-        other => {
-            return fail(
+) -> Result<bankid_order, bankid_status> {
+    let initiator = match bankid_call_initiator::try_from(call_initiator) {
+        Ok(bankid_call_initiator::BANKID_CALL_INITIATOR_DEFAULT) => None,
+        Ok(bankid_call_initiator::BANKID_CALL_INITIATOR_USER) => Some(CallInitiator::User),
+        Ok(bankid_call_initiator::BANKID_CALL_INITIATOR_RP) => Some(CallInitiator::Rp),
+        Err(other) => {
+            return Err(fail(
                 BANKID_INVALID_ARGUMENT,
                 format!("call_initiator {other} is not 0, 1 or 2"),
-            )
+            ))
         }
     };
-    let pnr = match Personnummer::parse(personal_number) {
-        Ok(p) => p,
-        Err(e) => {
-            return fail(
-                BANKID_INVALID_PERSONAL_NUMBER,
-                format!("invalid personal number: {e}"),
-            )
-        }
-    };
-    let engine = match engine() {
-        Ok(e) => e,
-        Err(st) => return st,
-    };
+    let pnr = Personnummer::parse(personal_number).map_err(|e| {
+        fail(
+            BANKID_INVALID_PERSONAL_NUMBER,
+            format!("invalid personal number: {e}"),
+        )
+    })?;
     let opts = StartOptions {
         call_initiator: initiator,
         caller_id: caller_id.map(str::to_string),
         ..Default::default()
     };
-    match engine.start(&pnr, opts) {
-        Ok(id) => {
-            // SAFETY: the callers checked it non-NULL.
-            unsafe { *order_out = id };
-            BANKID_OK
-        }
-        Err(e) => engine_error(e),
-    }
+    with_engine(|e| e.start(&pnr, opts))
 }
 
 /// Starts a phone identification of `personal_number` (12 digits from DTMF, or 10/12 digits
@@ -370,23 +417,20 @@ fn start(
 /// (nothing is sent to BankID in those cases). Thread-safe.
 ///
 /// # Safety
-/// Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
-/// writable for `buf_len` bytes, `*_out` writable.
+/// The pointer rules of the header banner.
 #[no_mangle]
 pub unsafe extern "C" fn bankid_start(
     personal_number: *const c_char,
     call_initiator: u32,
     order_out: *mut bankid_order,
 ) -> bankid_status {
-    guard!({
-        if order_out.is_null() {
-            return fail(BANKID_NULL_POINTER, "order_out is NULL");
-        }
-        // SAFETY: caller promises a C string or NULL.
-        match unsafe { c_str(personal_number, "personal_number") } {
-            Ok(s) => start(s, call_initiator, None, order_out),
-            Err(st) => st,
-        }
+    ffi_body!({
+        non_null(order_out, "order_out")?;
+        // SAFETY: the caller promises a C string or NULL.
+        let pnr = unsafe { c_str(personal_number, "personal_number") }?;
+        let order = start(pnr, call_initiator, None)?;
+        // SAFETY: checked non-NULL above; the caller promises it is writable.
+        unsafe { put(order_out, "order_out", order) }
     })
 }
 
@@ -401,46 +445,31 @@ pub unsafe extern "C" fn bankid_start_with(
     opts: *const bankid_start_options,
     order_out: *mut bankid_order,
 ) -> bankid_status {
-    guard!({
+    ffi_body!({
         if opts.is_null() {
-            return fail(BANKID_NULL_POINTER, "opts is NULL");
+            return Err(fail(BANKID_NULL_POINTER, "opts is NULL"));
         }
-        if order_out.is_null() {
-            return fail(BANKID_NULL_POINTER, "order_out is NULL");
-        }
+        non_null(order_out, "order_out")?;
         // SAFETY: checked non-NULL; struct_size is the first field of every version.
         let size = unsafe { std::ptr::addr_of!((*opts).struct_size).read_unaligned() } as usize;
         let full = std::mem::size_of::<bankid_start_options>();
         if size < full {
-            return fail(
+            return Err(fail(
                 BANKID_INVALID_ARGUMENT,
                 format!("opts->struct_size {size} is smaller than {full}: call bankid_start_options_init"),
-            );
+            ));
         }
         // SAFETY: at least `full` bytes are readable (the caller's struct_size says so); a
         // larger struct from a newer header only adds fields this version does not read.
         let o = unsafe { opts.read_unaligned() };
         // SAFETY: the caller promises C strings or NULL.
-        let pnr = match unsafe { c_str(o.personal_number, "opts->personal_number") } {
-            Ok(s) => s,
-            Err(st) => return st,
-        };
-        let caller = if o.caller_id.is_null() {
-            None
-        } else {
-            // SAFETY: non-NULL, caller promises a C string.
-            match unsafe { c_str(o.caller_id, "opts->caller_id") } {
-                Ok(s) => Some(s),
-                Err(st) => return st,
-            }
-        };
-        start(pnr, o.call_initiator, caller, order_out)
+        let pnr = unsafe { c_str(o.personal_number, "opts->personal_number") }?;
+        // SAFETY: as above.
+        let caller = unsafe { c_str_opt(o.caller_id, "opts->caller_id") }?;
+        let order = start(pnr, o.call_initiator, caller)?;
+        // SAFETY: checked non-NULL above; the caller promises it is writable.
+        unsafe { put(order_out, "order_out", order) }
     })
-}
-
-fn with_engine<T>(f: impl FnOnce(&Engine) -> Result<T, Error>) -> Result<T, bankid_status> {
-    let engine = engine()?;
-    f(&engine).map_err(engine_error)
 }
 
 /// Writes the order's `bankid_state` to `*state_out`. A lookup: never blocks, never does I/O,
@@ -448,28 +477,19 @@ fn with_engine<T>(f: impl FnOnce(&Engine) -> Result<T, Error>) -> Result<T, bank
 /// released or made-up handle.
 ///
 /// # Safety
-/// Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
-/// writable for `buf_len` bytes, `*_out` writable.
+/// The pointer rules of the header banner.
 #[no_mangle]
 pub unsafe extern "C" fn bankid_poll(order: bankid_order, state_out: *mut u32) -> bankid_status {
-    guard!({
-        if state_out.is_null() {
-            return fail(BANKID_NULL_POINTER, "state_out is NULL");
-        }
-        match with_engine(|e| e.state(order)) {
-            Ok(state) => {
-                let v = match state {
-                    State::Pending => bankid_state::BANKID_STATE_PENDING,
-                    State::Complete => bankid_state::BANKID_STATE_COMPLETE,
-                    State::Failed => bankid_state::BANKID_STATE_FAILED,
-                    State::Error => bankid_state::BANKID_STATE_ERROR,
-                };
-                // SAFETY: checked non-NULL.
-                unsafe { *state_out = v as u32 };
-                BANKID_OK
-            }
-            Err(s) => s,
-        }
+    ffi_body!({
+        non_null(state_out, "state_out")?;
+        let state = match with_engine(|e| e.state(order))? {
+            State::Pending => bankid_state::BANKID_STATE_PENDING,
+            State::Complete => bankid_state::BANKID_STATE_COMPLETE,
+            State::Failed => bankid_state::BANKID_STATE_FAILED,
+            State::Error => bankid_state::BANKID_STATE_ERROR,
+        };
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { put(state_out, "state_out", state as u32) }
     })
 }
 
@@ -479,8 +499,7 @@ pub unsafe extern "C" fn bankid_poll(order: bankid_order, state_out: *mut u32) -
 /// pending. `(NULL, 0)` asks for the length in `*out_len`. Never blocks.
 ///
 /// # Safety
-/// Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
-/// writable for `buf_len` bytes, `*_out` writable.
+/// The pointer rules of the header banner.
 #[no_mangle]
 pub unsafe extern "C" fn bankid_result_text(
     order: bankid_order,
@@ -488,13 +507,13 @@ pub unsafe extern "C" fn bankid_result_text(
     buf_len: usize,
     out_len: *mut usize,
 ) -> bankid_status {
-    guard!({
-        match with_engine(|e| e.poll(order)) {
-            Ok(v) if !v.state.is_final() => fail(BANKID_NOT_FINISHED, "the order is still pending"),
-            // SAFETY: forwarded caller guarantees.
-            Ok(v) => unsafe { write_str(&v.result_text, buf, buf_len, out_len) },
-            Err(s) => s,
+    ffi_body!({
+        let v = with_engine(|e| e.poll(order))?;
+        if !v.state.is_final() {
+            return Err(fail(BANKID_NOT_FINISHED, "the order is still pending"));
         }
+        // SAFETY: forwarded caller guarantees.
+        unsafe { write_str(&v.result_text, buf, buf_len, out_len) }
     })
 }
 
@@ -503,8 +522,7 @@ pub unsafe extern "C" fn bankid_result_text(
 /// pratar med oss."). snprintf-style; UTF-8. Never blocks.
 ///
 /// # Safety
-/// Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
-/// writable for `buf_len` bytes, `*_out` writable.
+/// The pointer rules of the header banner.
 #[no_mangle]
 pub unsafe extern "C" fn bankid_message(
     order: bankid_order,
@@ -513,22 +531,20 @@ pub unsafe extern "C" fn bankid_message(
     buf_len: usize,
     out_len: *mut usize,
 ) -> bankid_status {
-    guard!({
-        let lang = match lang {
-            0 => Language::Sv,
-            1 => Language::En,
-            other => {
-                return fail(
+    ffi_body!({
+        let lang = match bankid_lang::try_from(lang) {
+            Ok(bankid_lang::BANKID_LANG_SV) => Language::Sv,
+            Ok(bankid_lang::BANKID_LANG_EN) => Language::En,
+            Err(other) => {
+                return Err(fail(
                     BANKID_INVALID_ARGUMENT,
                     format!("lang {other} is not 0 (sv) or 1 (en)"),
-                )
+                ))
             }
         };
-        match with_engine(|e| e.poll(order)) {
-            // SAFETY: forwarded caller guarantees.
-            Ok(v) => unsafe { write_str(v.message.text(lang), buf, buf_len, out_len) },
-            Err(s) => s,
-        }
+        let v = with_engine(|e| e.poll(order))?;
+        // SAFETY: forwarded caller guarantees.
+        unsafe { write_str(v.message.text(lang), buf, buf_len, out_len) }
     })
 }
 
@@ -537,8 +553,7 @@ pub unsafe extern "C" fn bankid_message(
 /// the empty string when there is none yet. snprintf-style. Never blocks.
 ///
 /// # Safety
-/// Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
-/// writable for `buf_len` bytes, `*_out` writable.
+/// The pointer rules of the header banner.
 #[no_mangle]
 pub unsafe extern "C" fn bankid_hint_code(
     order: bankid_order,
@@ -546,19 +561,16 @@ pub unsafe extern "C" fn bankid_hint_code(
     buf_len: usize,
     out_len: *mut usize,
 ) -> bankid_status {
-    guard!({
-        match with_engine(|e| e.poll(order)) {
-            Ok(v) => {
-                let code = if v.state == State::Error {
-                    v.error_code
-                } else {
-                    v.hint_code.or(v.error_code)
-                };
-                // SAFETY: forwarded caller guarantees.
-                unsafe { write_str(code.as_deref().unwrap_or(""), buf, buf_len, out_len) }
-            }
-            Err(s) => s,
-        }
+    ffi_body!({
+        let v = with_engine(|e| e.poll(order))?;
+        let error = v.error.as_ref().map(ToString::to_string);
+        let code = match (&v.hint_code, error) {
+            (_, Some(e)) if v.state == State::Error => e,
+            (Some(h), _) => h.as_str().to_string(),
+            (None, e) => e.unwrap_or_default(),
+        };
+        // SAFETY: forwarded caller guarantees.
+        unsafe { write_str(&code, buf, buf_len, out_len) }
     })
 }
 
@@ -567,12 +579,7 @@ pub unsafe extern "C" fn bankid_hint_code(
 /// as it is. The handle stays valid until `bankid_release`. Never blocks.
 #[no_mangle]
 pub extern "C" fn bankid_cancel(order: bankid_order) -> bankid_status {
-    guard!({
-        match with_engine(|e| e.cancel(order)) {
-            Ok(()) => BANKID_OK,
-            Err(s) => s,
-        }
-    })
+    ffi_body!({ with_engine(|e| e.cancel(order)) })
 }
 
 /// Releases an order: cancels it at BankID if still pending, frees it, and makes the handle
@@ -580,14 +587,11 @@ pub extern "C" fn bankid_cancel(order: bankid_order) -> bankid_status {
 /// `BANKID_STALE_HANDLE`. Never blocks. Unreleased final orders are freed after `result_ttl_s`.
 #[no_mangle]
 pub extern "C" fn bankid_release(order: bankid_order) -> bankid_status {
-    guard!({
+    ffi_body!({
         if order == 0 {
-            return BANKID_OK;
+            return Ok(());
         }
-        match with_engine(|e| e.release(order)) {
-            Ok(()) => BANKID_OK,
-            Err(s) => s,
-        }
+        with_engine(|e| e.release(order))
     })
 }
 
@@ -595,45 +599,43 @@ pub extern "C" fn bankid_release(order: bankid_order) -> bankid_status {
 /// snprintf-style; never contains a whole personal number or a password.
 ///
 /// # Safety
-/// Every pointer must be NULL or valid for its stated use: strings NUL-terminated, `buf`
-/// writable for `buf_len` bytes, `*_out` writable.
+/// The pointer rules of the header banner.
 #[no_mangle]
 pub unsafe extern "C" fn bankid_last_error(
     buf: *mut c_char,
     buf_len: usize,
     out_len: *mut usize,
 ) -> bankid_status {
+    // Not through ffi_body!: that would overwrite the message being read when it fails.
     match catch_unwind(AssertUnwindSafe(|| LAST_ERROR.with(|e| e.borrow().clone()))) {
         // SAFETY: forwarded caller guarantees.
-        Ok(msg) => unsafe { write_str(&msg, buf, buf_len, out_len) },
+        Ok(msg) => match unsafe { write_str(&msg, buf, buf_len, out_len) } {
+            Ok(()) => BANKID_OK,
+            Err(status) => status,
+        },
         Err(_) => BANKID_PANIC,
     }
 }
+
+/// Every status's C name, NUL-terminated, in value order (values are contiguous from 0).
+static STATUS_NAMES: LazyLock<Vec<CString>> = LazyLock::new(|| {
+    use strum::IntoEnumIterator;
+    bankid_status::iter()
+        .map(|s| CString::new(s.name()).unwrap_or_default())
+        .collect()
+});
 
 /// The name of a status code (`"BANKID_OK"`, …), or `"BANKID_UNKNOWN_STATUS"`. Static storage:
 /// never free it. Never NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn bankid_status_str(status: u32) -> *const c_char {
-    let s: &'static CStr = match status {
-        0 => c"BANKID_OK",
-        1 => c"BANKID_INVALID_ARGUMENT",
-        2 => c"BANKID_NULL_POINTER",
-        3 => c"BANKID_INVALID_UTF8",
-        4 => c"BANKID_NOT_INITIALIZED",
-        5 => c"BANKID_ALREADY_INITIALIZED",
-        6 => c"BANKID_CONFIG_ERROR",
-        7 => c"BANKID_INVALID_PERSONAL_NUMBER",
-        8 => c"BANKID_STALE_HANDLE",
-        9 => c"BANKID_BUFFER_TOO_SMALL",
-        10 => c"BANKID_NOT_FINISHED",
-        11 => c"BANKID_PANIC",
-        12 => c"BANKID_INTERNAL",
-        13 => c"BANKID_TOO_MANY_ORDERS",
-        14 => c"BANKID_DECLINED_RECENTLY",
-        15 => c"BANKID_RATE_LIMITED",
-        _ => c"BANKID_UNKNOWN_STATUS",
-    };
-    s.as_ptr()
+    let name = bankid_status::try_from(status)
+        .ok()
+        .and_then(|s| STATUS_NAMES.get(s as usize));
+    match name {
+        Some(n) => n.as_ptr(),
+        None => c"BANKID_UNKNOWN_STATUS".as_ptr(),
+    }
 }
 
 /// The library version, `"MAJOR.MINOR.PATCH"`, matching the `BANKID_VERSION_*` macros of the
@@ -687,7 +689,7 @@ pub extern "C" fn bankid_set_log_callback(
     callback: bankid_log_callback,
     userdata: *mut c_void,
 ) -> bankid_status {
-    guard!({
+    ffi_body!({
         *CALLBACK.write().unwrap_or_else(|e| e.into_inner()) = callback.map(|f| Callback {
             f,
             userdata: userdata as usize,
@@ -700,13 +702,40 @@ pub extern "C" fn bankid_set_log_callback(
             }
             ok
         });
-        if ok {
-            BANKID_OK
-        } else {
-            fail(
+        if !ok {
+            return Err(fail(
                 BANKID_INTERNAL,
                 "another logger is installed in this process",
-            )
+            ));
         }
+        Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_names_and_values_are_derived_from_the_enums() {
+        use strum::IntoEnumIterator;
+        for (i, s) in bankid_status::iter().enumerate() {
+            assert_eq!(s as usize, i, "status values are contiguous from 0");
+            assert_eq!(bankid_status::try_from(s as u32), Ok(s));
+            let c = unsafe { CStr::from_ptr(bankid_status_str(s as u32)) };
+            assert_eq!(c.to_str().unwrap(), s.name());
+        }
+        assert_eq!(BANKID_RATE_LIMITED.name(), "BANKID_RATE_LIMITED");
+        let unknown = unsafe { CStr::from_ptr(bankid_status_str(9999)) };
+        assert_eq!(unknown.to_str().unwrap(), "BANKID_UNKNOWN_STATUS");
+        assert_eq!(
+            bankid_state::try_from(3),
+            Ok(bankid_state::BANKID_STATE_FAILED)
+        );
+        assert_eq!(bankid_lang::try_from(2), Err(2));
+        assert_eq!(
+            bankid_call_initiator::BANKID_CALL_INITIATOR_RP.name(),
+            "BANKID_CALL_INITIATOR_RP"
+        );
+    }
 }

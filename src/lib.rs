@@ -4,13 +4,47 @@
 //! TLS, polled in the background, behind a small C ABI that IVR runtimes load (`libbankid.so`,
 //! header `include/bankid.h`) and a safe Rust API.
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use bankid::messages::Language;
+//! use bankid::{Config, Engine, Personnummer, StartOptions};
+//!
+//! // Where BankID is and who we are (or Config::from_env() for BANKID_* variables).
+//! let engine = Engine::new(Config::from_file("/etc/bankid/bankid.toml".as_ref())?)?;
+//! // 12 digits from DTMF, or 10/12 with - or + as an agent types them; checked here, and a
+//! // malformed number never reaches BankID.
+//! let pnr = Personnummer::parse("198503121116")?;
+//! // Returns at once; phone/auth and the collects run on the engine's own small runtime. The
+//! // anti-vishing limits may refuse it (order::Error::Refused) before anything is sent.
+//! let id = engine.start(
+//!     &pnr,
+//!     StartOptions { caller_id: Some("46701234567".into()), ..Default::default() },
+//! )?;
+//! let view = loop {
+//!     let v = engine.poll(id)?; // a lookup: never I/O, never blocks
+//!     // What to play or show now, per BankID code, in both languages.
+//!     println!("{}", v.guidance().caller.text(Language::Sv));
+//!     if v.state.is_final() {
+//!         break v;
+//!     }
+//!     std::thread::sleep(Duration::from_millis(500));
+//! };
+//! // "Identification successful for social security number 850312-1116" or "… failed".
+//! println!("{} ({:?}, {:?})", view.result_text, view.hint_code, view.error);
+//! // Forget it; a pending order is cancelled at BankID (a hang-up must do this at once).
+//! engine.release(id)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Modules, one concept each:
 //! - [`personnummer`]: parsing and validating personal numbers, masked display.
-//! - [`rp`]: the BankID RP API v6 types and HTTP client.
+//! - [`rp`]: the BankID RP API v6 types (open enums for every code) and HTTP client.
 //! - [`tls`]: trust anchors and the RP's client identity (PEM, encrypted PKCS#8, PKCS#12).
 //! - [`config`]: configuration from a TOML file or `BANKID_*` environment variables.
-//! - [`order`]: the order engine ([`order::Engine`]).
-//! - [`messages`]: what to tell the caller or agent (BankID's RFA texts, sv/en).
-//! - `ffi`: the C ABI (see the README and `include/bankid.h`).
+//! - [`order`]: the order engine ([`order::Engine`]): handles, the order task, anti-vishing
+//!   limits, the result line.
+//! - [`messages`]: what the caller, the agent and the IVR are told, per code ([`messages::guidance`]).
+//! - [`ffi`]: the C ABI (conventions in its module docs and the header banner).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

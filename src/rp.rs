@@ -86,6 +86,13 @@ open_enum!(
     }
 );
 
+impl ErrorCode {
+    /// `maintenance` or `tooManyRequests`: BankID is overloaded and asks to be tried later.
+    pub fn is_overload(&self) -> bool {
+        matches!(self, ErrorCode::Maintenance | ErrorCode::TooManyRequests)
+    }
+}
+
 /// Who started the phone call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub enum CallInitiator {
@@ -99,6 +106,14 @@ pub enum CallInitiator {
 }
 
 impl CallInitiator {
+    /// `user` or `RP`, as BankID spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallInitiator::User => "user",
+            CallInitiator::Rp => "RP",
+        }
+    }
+
     /// `user` or `RP` (case-insensitive).
     pub fn parse(s: &str) -> Option<CallInitiator> {
         match s.trim().to_ascii_lowercase().as_str() {
@@ -285,39 +300,17 @@ pub enum RpError {
 }
 
 impl RpError {
-    /// BankID's error code, or a local kind: `http-<status>`, `decode`, `transport`.
-    pub fn code(&self) -> String {
-        match self {
-            RpError::Api { code, .. } => code.as_str().to_string(),
-            RpError::Http { status } => format!("http-{status}"),
-            RpError::Decode(_) => "decode".into(),
-            RpError::Transport { .. } => "transport".into(),
-        }
-    }
-
     /// BankID's own JSON `maintenance` / `tooManyRequests`: the request was refused before
     /// anything was created, so even a start may be sent again.
     pub fn is_bankid_overload(&self) -> bool {
-        matches!(
-            self,
-            RpError::Api {
-                code: ErrorCode::Maintenance | ErrorCode::TooManyRequests,
-                ..
-            }
-        )
+        matches!(self, RpError::Api { code, .. } if code.is_overload())
     }
 
     /// 503 `maintenance` and 429 `tooManyRequests`, also as a bare HTTP 503/429 from something
     /// in between: a collect may be retried with backoff. A start only on
     /// [`RpError::is_bankid_overload`].
     pub fn is_retryable_overload(&self) -> bool {
-        matches!(
-            self,
-            RpError::Api {
-                code: ErrorCode::Maintenance | ErrorCode::TooManyRequests,
-                ..
-            } | RpError::Http { status: 503 | 429 }
-        )
+        self.is_bankid_overload() || matches!(self, RpError::Http { status: 503 | 429 })
     }
 }
 

@@ -13,7 +13,8 @@ mod common;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use bankid::order::{Engine, StartOptions, State};
+use bankid::order::{Engine, OrderError, StartOptions, State};
+use bankid::rp::ErrorCode;
 use bankid::Personnummer;
 use bankid_sim::{Fault, FaultKind, Scenario, Step};
 
@@ -400,16 +401,18 @@ fn run_cell(f: F, ep: Ep, when: When) -> Seen {
     env.sim.clear_scenario(PERSON);
     let again = engine.start(&pnr, StartOptions::default()).unwrap();
     let a = engine.wait(again, Duration::from_secs(5)).unwrap();
-    let restart = match (a.state, a.error_code.as_deref()) {
+    let restart = match (a.state, a.error) {
         (State::Complete, _) => Restart::Identified,
-        (State::Error, Some("alreadyInProgress")) => Restart::AlreadyInProgress,
+        (State::Error, Some(OrderError::Api(ErrorCode::AlreadyInProgress))) => {
+            Restart::AlreadyInProgress
+        }
         other => panic!("{f:?} on {ep:?} {when:?}: the new start ended {other:?}"),
     };
     Seen {
         state: v.state,
         code: match v.state {
             State::Complete => None,
-            _ => v.error_code,
+            _ => v.error.map(|e| e.to_string()),
         },
         final_in,
         left_pending,

@@ -5,9 +5,11 @@
 //! - [`handles`]: ids that never name a different order for the life of the process.
 //! - `task`: one order's start and collect phases, and its cancel at BankID when it ends here.
 //! - [`limits`]: anti-vishing limits applied before anything reaches BankID.
+//! - [`result_text`]: the agent-visible result line from the configured templates.
 
 pub mod handles;
 pub mod limits;
+pub mod result_text;
 mod task;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,9 +19,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::config::{Config, ConfigError};
-use crate::messages::{self, Language, Message};
+use crate::messages::{self, Guidance, Language, Message};
 use crate::personnummer::{Personnummer, PnrError};
-use crate::rp::{self, CallInitiator, CompletionData, PhoneAuthRequest, Requirement, RpClient};
+use crate::rp::{
+    self, CallInitiator, CompletionData, ErrorCode, HintCode, PhoneAuthRequest, Requirement,
+    RpClient, RpError,
+};
 use handles::HandleTable;
 pub use limits::{LimitSettings, Limits, Refusal};
 
@@ -49,6 +54,16 @@ impl State {
     /// Whether the order is final.
     pub fn is_final(self) -> bool {
         self != State::Pending
+    }
+
+    /// `pending`, `complete`, `failed`, `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Complete => "complete",
+            State::Failed => "failed",
+            State::Error => "error",
+        }
     }
 }
 
@@ -102,16 +117,54 @@ pub struct StartOptions {
     pub caller_id: Option<String>,
 }
 
-/// Local error kinds used in [`OrderView::error_code`] besides BankID's error codes.
-pub mod local {
-    /// The host cancelled or released the order.
-    pub const CANCELLED: &str = "cancelledByHost";
+/// Why an order ended without an identification other than BankID's `failed` status: BankID's
+/// error code, or what happened here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderError {
+    /// BankID answered with this `errorCode`.
+    Api(ErrorCode),
+    /// An error answer without BankID's JSON (e.g. a proxy's HTML page): its HTTP status.
+    Http(u16),
+    /// A 200 whose body could not be read.
+    Decode,
+    /// No answer at all (connection, TLS, timeout).
+    Transport,
     /// The local deadline passed.
-    pub const DEADLINE: &str = "deadline";
+    Deadline,
     /// The engine was shut down.
-    pub const SHUTDOWN: &str = "shutdown";
+    Shutdown,
+    /// The host cancelled or released the order (its state is then `Failed`).
+    CancelledByHost,
     /// BankID said complete for another personal number, or for none: not an identification.
-    pub const MISMATCH: &str = "personalNumberMismatch";
+    PersonalNumberMismatch,
+}
+
+impl std::fmt::Display for OrderError {
+    /// BankID's code as it spells it, `http-NNN`, or our own kind (`deadline`, …): the strings
+    /// `bankid_hint_code` hands to C hosts.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OrderError::Api(code) => f.write_str(code.as_str()),
+            OrderError::Http(status) => write!(f, "http-{status}"),
+            OrderError::Decode => f.write_str("decode"),
+            OrderError::Transport => f.write_str("transport"),
+            OrderError::Deadline => f.write_str("deadline"),
+            OrderError::Shutdown => f.write_str("shutdown"),
+            OrderError::CancelledByHost => f.write_str("cancelledByHost"),
+            OrderError::PersonalNumberMismatch => f.write_str("personalNumberMismatch"),
+        }
+    }
+}
+
+impl From<&RpError> for OrderError {
+    fn from(e: &RpError) -> Self {
+        match e {
+            RpError::Api { code, .. } => OrderError::Api(code.clone()),
+            RpError::Http { status } => OrderError::Http(*status),
+            RpError::Decode(_) => OrderError::Decode,
+            RpError::Transport { .. } => OrderError::Transport,
+        }
+    }
 }
 
 /// A snapshot of an order.
@@ -120,24 +173,31 @@ pub struct OrderView {
     /// Where it stands.
     pub state: State,
     /// BankID's last `hintCode` (pending or failed).
-    pub hint_code: Option<String>,
-    /// BankID's `errorCode`, or a [`local`] kind / `transport` / `http-NNN` / `decode`.
-    pub error_code: Option<String>,
+    pub hint_code: Option<HintCode>,
+    /// Why it ended in `Error` (or `Failed` when cancelled here).
+    pub error: Option<OrderError>,
     /// BankID's `completionData` when complete.
     pub completion: Option<CompletionData>,
     /// BankID's order reference once started.
     pub order_ref: Option<String>,
     /// The agent-visible result text (templates from the configuration); empty while pending.
     pub result_text: String,
-    /// What to tell the caller now.
+    /// What to tell the caller now (`guidance().caller`).
     pub message: Message,
+}
+
+impl OrderView {
+    /// What to tell the caller, the agent and the IVR now.
+    pub fn guidance(&self) -> Guidance {
+        messages::guidance(self.state, self.hint_code.as_ref(), self.error.as_ref())
+    }
 }
 
 #[derive(Debug)]
 struct Progress {
     state: State,
-    hint_code: Option<String>,
-    error_code: Option<String>,
+    hint_code: Option<HintCode>,
+    error: Option<OrderError>,
     completion: Option<CompletionData>,
     order_ref: Option<String>,
     finished: Option<Instant>,
@@ -164,7 +224,7 @@ impl Cell {
             progress: Mutex::new(Progress {
                 state: State::Pending,
                 hint_code: None,
-                error_code: None,
+                error: None,
                 completion: None,
                 order_ref: None,
                 finished: None,
@@ -183,7 +243,7 @@ impl Cell {
     }
 
     /// Sets a final state unless one is set already. Returns whether it did.
-    fn finish(&self, state: State, hint: Option<String>, error: Option<String>) -> bool {
+    fn finish(&self, state: State, hint: Option<HintCode>, error: Option<OrderError>) -> bool {
         let mut p = self.progress();
         if p.state.is_final() {
             return false;
@@ -192,20 +252,20 @@ impl Cell {
         if hint.is_some() {
             p.hint_code = hint;
         }
-        p.error_code = error;
+        p.error = error;
         p.finished = Some(Instant::now());
         true
     }
 
-    /// Ends a pending order here (`why` is a [`local`] kind) and wakes its task, which then
-    /// cancels it at BankID. A final order keeps its state.
-    fn stop(&self, why: &str) {
-        let state = if why == local::CANCELLED {
+    /// Ends a pending order here (cancelled by the host, or shut down) and wakes its task,
+    /// which then cancels it at BankID. A final order keeps its state.
+    fn stop(&self, why: OrderError) {
+        let state = if why == OrderError::CancelledByHost {
             State::Failed
         } else {
             State::Error
         };
-        if self.finish(state, None, Some(why.into())) {
+        if self.finish(state, None, Some(why.clone())) {
             log::info!(
                 "order for {} stopped ({why}); cancelling it at BankID",
                 self.pnr.masked()
@@ -380,30 +440,18 @@ impl Engine {
             State::Pending => String::new(),
             // The number is ours, validated before the start; a complete answer naming another
             // one never gets here (see `task`). BankID's own text is never sliced.
-            State::Complete => {
-                let name = p
-                    .completion
-                    .as_ref()
-                    .map(|c| c.user.name.as_str())
-                    .unwrap_or("");
-                cfg.result_success
-                    .replace("{pnr_masked}", &cell.pnr.masked())
-                    .replace("{pnr}", &cell.pnr.display())
-                    .replace("{name}", name)
-            }
+            State::Complete => result_text::success(
+                &cfg.result_success,
+                &cell.pnr,
+                p.completion.as_ref().map_or("", |c| c.user.name.as_str()),
+            ),
             State::Failed | State::Error => cfg.result_failed.clone(),
         };
-        let message = match (p.state, p.hint_code.as_deref(), p.error_code.as_deref()) {
-            (State::Pending, hint, _) => messages::pending(hint),
-            (State::Complete, _, _) => messages::IDENTIFIED,
-            (State::Failed, _, Some(local::CANCELLED)) => messages::RFA6,
-            (State::Failed, hint, _) => messages::failed(hint.unwrap_or("")),
-            (State::Error, _, code) => messages::error(code.unwrap_or("")),
-        };
+        let message = messages::guidance(p.state, p.hint_code.as_ref(), p.error.as_ref()).caller;
         OrderView {
             state: p.state,
             hint_code: p.hint_code.clone(),
-            error_code: p.error_code.clone(),
+            error: p.error.clone(),
             completion: p.completion.clone(),
             order_ref: p.order_ref.clone(),
             result_text,
@@ -419,7 +467,7 @@ impl Engine {
     /// Cancels a pending order: it turns `Failed` at once and is cancelled at BankID in the
     /// background. A final order is left as it is.
     pub fn cancel(&self, id: OrderId) -> Result<(), Error> {
-        self.cell(id)?.stop(local::CANCELLED);
+        self.cell(id)?.stop(OrderError::CancelledByHost);
         Ok(())
     }
 
@@ -428,7 +476,7 @@ impl Engine {
         let cell = lock(&self.inner.orders)
             .remove(id)
             .ok_or(Error::StaleHandle)?;
-        cell.stop(local::CANCELLED);
+        cell.stop(OrderError::CancelledByHost);
         Ok(())
     }
 
@@ -468,7 +516,7 @@ impl Engine {
             .map(|(_, c)| c.clone())
             .collect();
         for cell in &cells {
-            cell.stop(local::SHUTDOWN);
+            cell.stop(OrderError::Shutdown);
         }
         let until = Instant::now() + SHUTDOWN_GRACE;
         while self.inner.live_tasks.load(Ordering::SeqCst) > 0 && Instant::now() < until {

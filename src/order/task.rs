@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{local, Cell, Inner, State};
+use super::{Cell, Inner, OrderError, State};
 use crate::rp::{CollectResponse, CollectStatus, ErrorCode, HintCode, PhoneAuthRequest, RpError};
 
 /// How many times a start is retried on BankID's own `maintenance` / `tooManyRequests`.
@@ -136,7 +136,7 @@ async fn start(
             Ok(Err(e)) => e,
             Err(_) => {
                 log::warn!("phone/auth for {who}: no answer before the local deadline");
-                cell.finish(State::Error, None, Some(local::DEADLINE.into()));
+                cell.finish(State::Error, None, Some(OrderError::Deadline));
                 return None;
             }
         };
@@ -145,7 +145,7 @@ async fn start(
             attempt += 1;
             if wait.is_zero() || Instant::now() + wait >= deadline {
                 log::warn!("phone/auth for {who}: {e}; no time left before the local deadline");
-                cell.finish(State::Error, None, Some(e.code()));
+                cell.finish(State::Error, None, Some(OrderError::from(&e)));
                 return None;
             }
             log::warn!("phone/auth for {who}: {e}; retry {attempt} in {wait:?}");
@@ -153,7 +153,7 @@ async fn start(
             continue;
         }
         log::warn!("phone/auth for {who} failed: {e}");
-        cell.finish(State::Error, None, Some(e.code()));
+        cell.finish(State::Error, None, Some(OrderError::from(&e)));
         return None;
     }
 }
@@ -164,8 +164,8 @@ async fn collect(inner: &Inner, cell: &Cell, order_ref: &str, deadline: Instant)
     let cfg = &inner.config;
     let mut delay = cfg.poll_interval;
     let mut overload = 0;
-    // The code of the last answer if it was an overload (503/429).
-    let mut overloaded: Option<String> = None;
+    // The last answer, if it was an overload (503/429).
+    let mut overloaded: Option<OrderError> = None;
     loop {
         if !cell.is_cancelled() {
             sleep_or_cancel(cell, clamp_wait(delay, Duration::ZERO, deadline)).await;
@@ -176,7 +176,7 @@ async fn collect(inner: &Inner, cell: &Cell, order_ref: &str, deadline: Instant)
         if Instant::now() >= deadline {
             log::warn!("order {order_ref}: local deadline passed; cancelling it at BankID");
             // Still overloaded at the end: BankID's code says more than "deadline".
-            let code = overloaded.take().unwrap_or_else(|| local::DEADLINE.into());
+            let code = overloaded.take().unwrap_or(OrderError::Deadline);
             cell.finish(State::Error, None, Some(code));
             return End::Here;
         }
@@ -202,12 +202,12 @@ async fn collect(inner: &Inner, cell: &Cell, order_ref: &str, deadline: Instant)
                 {
                     // BankID asks for longer than the order has left: end it now, not later.
                     log::warn!("collect {order_ref}: {e}; no time left before the local deadline");
-                    cell.finish(State::Error, None, Some(e.code()));
+                    cell.finish(State::Error, None, Some(OrderError::from(&e)));
                     return End::Here;
                 }
                 delay = clamp_wait(wanted, cfg.poll_interval, deadline);
                 overload += 1;
-                overloaded = Some(e.code());
+                overloaded = Some(OrderError::from(&e));
                 log::warn!("collect {order_ref}: {e}; retrying in {delay:?}");
             }
             Err(e @ (RpError::Transport { .. } | RpError::Decode(_))) => {
@@ -224,7 +224,7 @@ async fn collect(inner: &Inner, cell: &Cell, order_ref: &str, deadline: Instant)
                         ..
                     }
                 );
-                cell.finish(State::Error, None, Some(e.code()));
+                cell.finish(State::Error, None, Some(OrderError::from(&e)));
                 return if gone { End::AtBankId } else { End::Here };
             }
         }
@@ -234,7 +234,7 @@ async fn collect(inner: &Inner, cell: &Cell, order_ref: &str, deadline: Instant)
 /// Applies one collect answer; `Some` when the order is over.
 fn on_answer(inner: &Inner, cell: &Cell, order_ref: &str, resp: CollectResponse) -> Option<End> {
     let who = cell.pnr.masked();
-    let hint = resp.hint_code.as_ref().map(|h| h.as_str().to_string());
+    let hint = resp.hint_code;
     match resp.status {
         CollectStatus::Complete => {
             // Every field is untrusted: the number BankID identified must be the one we asked
@@ -252,7 +252,7 @@ fn on_answer(inner: &Inner, cell: &Cell, order_ref: &str, resp: CollectResponse)
                         Some(n) => crate::personnummer::mask_str(n),
                     }
                 );
-                cell.finish(State::Error, None, Some(local::MISMATCH.into()));
+                cell.finish(State::Error, None, Some(OrderError::PersonalNumberMismatch));
                 // Already complete at BankID: nothing left to cancel.
                 return Some(End::AtBankId);
             }
@@ -266,7 +266,7 @@ fn on_answer(inner: &Inner, cell: &Cell, order_ref: &str, resp: CollectResponse)
             Some(End::AtBankId)
         }
         CollectStatus::Failed => {
-            if resp.hint_code == Some(HintCode::UserDeclinedCall) {
+            if hint == Some(HintCode::UserDeclinedCall) {
                 log::warn!(
                     "SECURITY: order {order_ref}: {who} declined the call in the BankID app \
                      (possible fraud attempt); new orders for the number are blocked for {:?}",
@@ -276,7 +276,7 @@ fn on_answer(inner: &Inner, cell: &Cell, order_ref: &str, resp: CollectResponse)
             } else {
                 log::info!(
                     "order {order_ref} failed: {}",
-                    hint.as_deref().unwrap_or("-")
+                    hint.as_ref().map_or("-", HintCode::as_str)
                 );
             }
             cell.finish(State::Failed, hint, None);

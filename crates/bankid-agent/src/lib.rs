@@ -19,6 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bankid::messages::Text;
 use bankid::order::{Engine, OrderId, OrderView, Refusal, StartOptions, State as OrderState};
 use bankid::personnummer::Personnummer;
 use bankid::rp::CallInitiator;
@@ -49,7 +50,7 @@ pub struct TestPerson {
     /// Full name.
     pub name: String,
     /// What happens, in both languages.
-    pub behaviour: texts::Text,
+    pub behaviour: Text,
 }
 
 /// How the server is set up.
@@ -302,17 +303,13 @@ fn short(id: &str) -> &str {
 }
 
 fn outcome(v: &OrderView) -> String {
+    let hint = v.hint_code.as_ref().map(|h| h.as_str().to_string());
+    let error = v.error.as_ref().map(ToString::to_string);
     match v.state {
         OrderState::Pending => "pending".into(),
         OrderState::Complete => "complete".into(),
-        OrderState::Failed => format!(
-            "failed ({})",
-            v.hint_code
-                .as_deref()
-                .or(v.error_code.as_deref())
-                .unwrap_or("-")
-        ),
-        OrderState::Error => format!("error ({})", v.error_code.as_deref().unwrap_or("-")),
+        OrderState::Failed => format!("failed ({})", hint.or(error).as_deref().unwrap_or("-")),
+        OrderState::Error => format!("error ({})", error.as_deref().unwrap_or("-")),
     }
 }
 
@@ -747,10 +744,10 @@ fn order_json(app: &App, id: &str, o: &mut AgentOrder) -> serde_json::Value {
         "id": id,
         "state": state,
         "step": at.step,
-        "hintCode": v.hint_code,
-        "errorCode": v.error_code,
+        "hintCode": v.hint_code.as_ref().map(|h| h.as_str()),
+        "errorCode": v.error.as_ref().map(ToString::to_string),
         "agentText": at.text,
-        "callerMessage": {"id": v.message.id, "sv": v.message.sv, "en": v.message.en},
+        "callerMessage": {"id": v.message.id, "sv": v.message.text.sv, "en": v.message.text.en},
         "fraudWarning": at.fraud_warning,
         "personalNumberMasked": o.masked,
         "callInitiator": initiator_str(o.call_initiator),
@@ -822,7 +819,7 @@ pub fn simulator_persons() -> Vec<TestPerson> {
         .collect()
 }
 
-fn behaviour(outcome: &str) -> texts::Text {
+fn behaviour(outcome: &str) -> Text {
     let (sv, en) = match outcome {
         "complete" => ("identifierar sig", "identifies"),
         "userCancel" => ("avbryter i appen", "cancels in the app"),
@@ -838,7 +835,7 @@ fn behaviour(outcome: &str) -> texts::Text {
         "slow" => ("tar god tid på sig", "takes their time"),
         _ => ("se simulatorns README", "see the simulator's README"),
     };
-    texts::Text { sv, en }
+    Text::new(sv, en)
 }
 
 /// Serves the app on `listener` until the task is dropped: plain HTTP, or HTTPS with `tls`.

@@ -27,7 +27,6 @@ use tokio::time::{sleep, timeout, timeout_at, Instant};
 use bankid::messages::Language;
 use bankid::{Engine, Personnummer, StartOptions, State};
 
-use crate::prompts;
 use bankid_ivr_cli::backend::{Backend, SimulatorPolicy};
 
 /// Longest line accepted from Asterisk, newline included; a longer one closes the connection.
@@ -556,7 +555,7 @@ async fn identify(
         if v.state.is_final() {
             break v;
         }
-        let prompt = prompts::for_pending_hint(v.hint_code.as_deref().unwrap_or(""));
+        let prompt = v.guidance().prompt;
         if prompt != last_prompt {
             s.play(prompt).await?;
             last_prompt = prompt;
@@ -575,7 +574,7 @@ async fn identify(
         _ => ("error", "bankid-error", "error"),
     };
     s.set_var("BANKID_STATUS", status).await?;
-    if view.hint_code.as_deref() == Some("userDeclinedCall") {
+    if view.guidance().fraud_warning {
         log::warn!("SECURITY: call {}: the caller declined the call in the BankID app (possible fraud attempt)", s.peer);
     }
     drop(guard);

@@ -158,17 +158,13 @@ pub fn run(args: Args) -> i32 {
                 return EXIT_ERROR;
             }
         };
+        let hint = v.hint_code.as_ref().map(|h| h.as_str().to_string());
+        let error = v.error.as_ref().map(ToString::to_string);
         let label = match v.state {
-            State::Pending => v.hint_code.clone().unwrap_or_else(|| "starting".into()),
+            State::Pending => hint.unwrap_or_else(|| "starting".into()),
             State::Complete => "complete".into(),
-            State::Failed => format!(
-                "failed: {}",
-                v.hint_code
-                    .as_deref()
-                    .or(v.error_code.as_deref())
-                    .unwrap_or("-")
-            ),
-            State::Error => format!("error: {}", v.error_code.as_deref().unwrap_or("-")),
+            State::Failed => format!("failed: {}", hint.or(error).as_deref().unwrap_or("-")),
+            State::Error => format!("error: {}", error.as_deref().unwrap_or("-")),
         };
         let line = format!("[{label}] {}", v.message.text(lang));
         if line != last {

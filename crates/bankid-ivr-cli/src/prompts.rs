@@ -32,13 +32,9 @@ pub fn text(name: &str, lang: Language) -> Option<&'static str> {
     })
 }
 
-/// The prompt to play while an order is pending with `hint` (None: not yet at BankID).
+/// The prompt to play while an order is pending with `hint` as the C ABI spells it (empty: not
+/// yet at BankID), from the library's one table ([`bankid::messages::guidance`]).
 pub fn for_pending_hint(hint: &str) -> &'static str {
-    match hint {
-        "" | "outstandingTransaction" | "noClient" => "bankid-rfa1",
-        "userCallConfirm" => "bankid-call-confirm",
-        "userSign" => "bankid-rfa9",
-        "userMrtd" => "bankid-rfa23",
-        _ => "bankid-rfa21",
-    }
+    let hint = (!hint.is_empty()).then(|| bankid::rp::HintCode::from(hint));
+    bankid::messages::guidance(bankid::State::Pending, hint.as_ref(), None).prompt
 }
