@@ -2,7 +2,7 @@
 //!
 //! Conventions (stated once, here and in the header banner from `cbindgen.toml`): every
 //! fallible function returns a `bankid_status`; outputs go through `*_out` parameters written
-//! only on success; strings out are snprintf-style; every body runs inside [`ffi_body!`], the
+//! only on success; strings out are snprintf-style; every body runs inside `ffi_body!`, the
 //! panic boundary; every pointer is checked; releasing 0 is a no-op.
 //!
 //! Pointers (the `# Safety` of every `unsafe` function below): each must be NULL or valid for
