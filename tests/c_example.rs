@@ -91,9 +91,9 @@ fn run(cmd: &mut Command) -> (bool, String) {
 
 #[test]
 fn identify_c_reports_success_failure_and_refusal() {
-    let env = common::sim("c");
+    let env = common::sim();
     // Steps of 0.3 s, so the prompt for each is seen even on a loaded machine.
-    env.sim.set_scenario(
+    env.lab.set_scenario(
         "198503121116",
         bankid_sim::Scenario {
             steps: ["outstandingTransaction", "userCallConfirm", "userSign"]
@@ -154,9 +154,9 @@ fn identify_c_reports_success_failure_and_refusal() {
         .arg(&lib)
         .arg("196801642395")
         .arg("complete")
-        .env("BANKID_URL", env.sim.base_url())
-        .env("BANKID_CA_FILE", env.dir.join("ca.pem"))
-        .env("BANKID_P12_FILE", env.dir.join("client.p12"))
+        .env("BANKID_URL", env.lab.base_url())
+        .env("BANKID_CA_FILE", env.dir().join("ca.pem"))
+        .env("BANKID_P12_FILE", env.dir().join("client.p12"))
         .env("BANKID_P12_PASSWORD", "qwerty123")
         .env("BANKID_POLL_INTERVAL_MS", "20"));
     assert!(ok, "{out}");
@@ -168,7 +168,7 @@ fn identify_c_reports_success_failure_and_refusal() {
         .arg("196801642395")
         .arg("complete")
         .env("BANKID_URL", "http://127.0.0.1:1/rp/v6.0/")
-        .env("BANKID_CA_FILE", env.dir.join("ca.pem")));
+        .env("BANKID_CA_FILE", env.dir().join("ca.pem")));
     assert!(
         !ok && out.contains("BANKID_URL: http:// is refused"),
         "{out}"
@@ -177,7 +177,7 @@ fn identify_c_reports_success_failure_and_refusal() {
 
 #[test]
 fn identify_c_is_clean_under_address_and_undefined_behaviour_sanitizers() {
-    let env = common::sim("asan");
+    let env = common::sim();
     let config = env.write_toml("");
     let exe = compile("identify-asan", &SANITIZERS);
     let (ok, out) = run(sanitized(&exe)
@@ -194,7 +194,7 @@ fn identify_c_is_clean_under_address_and_undefined_behaviour_sanitizers() {
 
 #[test]
 fn identify_c_is_clean_under_valgrind() {
-    let env = common::sim("valgrind");
+    let env = common::sim();
     let config = env.write_toml("");
     let exe = compile("identify-vg", &[]);
     let (ok, out) = run(valgrind(&exe)
@@ -209,8 +209,8 @@ fn identify_c_is_clean_under_valgrind() {
 /// tests/c/reload.c: init → start → shutdown → init → start gives a new handle and the old one
 /// is stale; then dlopen → init → identify → shutdown → dlclose twenty times, every library
 /// thread gone after each shutdown.
-fn reload(exe: Command, tag: &str) {
-    let env = common::sim(tag);
+fn reload(exe: Command) {
+    let env = common::sim();
     let config = env.write_toml("");
     let mut exe = exe;
     let (ok, out) = run(exe.arg(libbankid()).arg(&config).arg("20"));
@@ -227,20 +227,17 @@ fn reload(exe: Command, tag: &str) {
 
 #[test]
 fn loading_using_and_unloading_twenty_times_is_clean() {
-    reload(
-        Command::new(compile_c("tests/c/reload.c", "reload", &[])),
-        "reload",
-    );
+    reload(Command::new(compile_c("tests/c/reload.c", "reload", &[])));
 }
 
 #[test]
 fn loading_using_and_unloading_twenty_times_is_clean_under_sanitizers() {
     let exe = compile_c("tests/c/reload.c", "reload-asan", &SANITIZERS);
-    reload(sanitized(&exe), "reload-asan");
+    reload(sanitized(&exe));
 }
 
 #[test]
 fn loading_using_and_unloading_twenty_times_is_clean_under_valgrind() {
     let exe = compile_c("tests/c/reload.c", "reload-vg", &[]);
-    reload(valgrind(&exe), "reload-vg");
+    reload(valgrind(&exe));
 }

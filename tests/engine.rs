@@ -38,12 +38,12 @@ fn wait_started(engine: &Engine, id: u64) {
 /// Waits (up to 5 s) until the simulator has seen an order cancelled by the RP.
 fn wait_cancelled_at_bankid(env: &common::Env) -> bool {
     let t = Instant::now();
-    while !env.sim.orders().iter().any(|o| o.cancelled_by_rp)
+    while !env.lab.orders().iter().any(|o| o.cancelled_by_rp)
         && t.elapsed() < Duration::from_secs(5)
     {
         std::thread::sleep(Duration::from_millis(10));
     }
-    env.sim.orders().iter().any(|o| o.cancelled_by_rp)
+    env.lab.orders().iter().any(|o| o.cancelled_by_rp)
 }
 
 /// A scenario that stays pending for `secs` of real time (simulator at speed 0.01).
@@ -59,9 +59,9 @@ fn slow(secs: u64) -> Scenario {
 
 #[test]
 fn a_test_person_is_identified_with_the_agents_result_text() {
-    let env = common::sim("ok");
+    let env = common::sim();
     // Steps of 0.3 s, so each hint is seen even on a loaded machine.
-    env.sim.set_scenario(
+    env.lab.set_scenario(
         "198503121116",
         Scenario {
             steps: ["outstandingTransaction", "userCallConfirm", "userSign"]
@@ -107,7 +107,7 @@ fn a_test_person_is_identified_with_the_agents_result_text() {
         hints.contains(&HintCode::UserCallConfirm),
         "saw the phone hints: {hints:?}"
     );
-    let orders = env.sim.orders();
+    let orders = env.lab.orders();
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0].call_initiator.as_deref(), Some("user"));
     // Collects were spaced by the poll interval, not hammering.
@@ -120,7 +120,7 @@ fn a_test_person_is_identified_with_the_agents_result_text() {
 
 #[test]
 fn each_failure_outcome_is_reported_with_its_hint_and_message() {
-    let env = common::sim("fail");
+    let env = common::sim();
     let engine = Engine::new(env.config()).unwrap();
     let cases = [
         ("199105212220", "userCancel", "RFA6"),
@@ -154,7 +154,7 @@ fn each_failure_outcome_is_reported_with_its_hint_and_message() {
 
 #[test]
 fn call_initiator_rp_reaches_bankid() {
-    let env = common::sim("rp");
+    let env = common::sim();
     let engine = Engine::new(env.config()).unwrap();
     let opts = StartOptions {
         call_initiator: Some(CallInitiator::Rp),
@@ -162,13 +162,13 @@ fn call_initiator_rp_reaches_bankid() {
     };
     let id = engine.start(&pnr("196801642395"), opts).unwrap();
     assert_eq!(wait_final(&engine, id).state, State::Complete);
-    assert_eq!(env.sim.orders()[0].call_initiator.as_deref(), Some("RP"));
+    assert_eq!(env.lab.orders()[0].call_initiator.as_deref(), Some("RP"));
 }
 
 #[test]
 fn a_second_order_for_the_same_person_aborts_both() {
-    let env = common::sim("aip");
-    env.sim.set_scenario("198503121116", slow(5));
+    let env = common::sim();
+    env.lab.set_scenario("198503121116", slow(5));
     let engine = Engine::new(env.config()).unwrap();
     let first = engine
         .start(&pnr("198503121116"), StartOptions::default())
@@ -193,11 +193,11 @@ fn a_second_order_for_the_same_person_aborts_both() {
 
 #[test]
 fn maintenance_and_rate_limits_are_retried_to_success() {
-    let env = common::sim("retry");
+    let env = common::sim();
     let engine = Engine::new(env.config()).unwrap();
-    env.sim
+    env.lab
         .inject_fault(Fault::new(FaultKind::Maintenance, 1).on("phone/auth"));
-    env.sim
+    env.lab
         .inject_fault(Fault::new(FaultKind::TooManyRequests, 1).on("collect"));
     let id = engine
         .start(&pnr("198503121116"), StartOptions::default())
@@ -205,7 +205,7 @@ fn maintenance_and_rate_limits_are_retried_to_success() {
     let v = wait_final(&engine, id);
     assert_eq!(v.state, State::Complete, "{v:?}");
     assert_eq!(
-        env.sim.orders().len(),
+        env.lab.orders().len(),
         1,
         "the start was retried only because nothing was created"
     );
@@ -213,14 +213,14 @@ fn maintenance_and_rate_limits_are_retried_to_success() {
 
 #[test]
 fn errors_on_start_are_final_and_not_retried() {
-    let env = common::sim("starterr");
+    let env = common::sim();
     let engine = Engine::new(env.config()).unwrap();
     for (kind, code) in [
         (FaultKind::InternalError, "internalError"),
         (FaultKind::RequestTimeout, "requestTimeout"),
         (FaultKind::Html403, "http-403"),
     ] {
-        env.sim.inject_fault(Fault::new(kind, 1).on("phone/auth"));
+        env.lab.inject_fault(Fault::new(kind, 1).on("phone/auth"));
         let id = engine
             .start(&pnr("198503121116"), StartOptions::default())
             .unwrap();
@@ -233,15 +233,15 @@ fn errors_on_start_are_final_and_not_retried() {
         engine.release(id).unwrap();
     }
     assert!(
-        env.sim.orders().is_empty(),
+        env.lab.orders().is_empty(),
         "no order was created by a retry"
     );
 }
 
 #[test]
 fn collects_without_a_usable_answer_are_retried_on_the_next_tick() {
-    let env = common::sim("collectfault");
-    env.sim.set_scenario(
+    let env = common::sim();
+    env.lab.set_scenario(
         "198503121116",
         Scenario {
             steps: vec![Step {
@@ -254,11 +254,11 @@ fn collects_without_a_usable_answer_are_retried_on_the_next_tick() {
     let mut cfg = env.config();
     cfg.request_timeout = Duration::from_millis(300);
     let engine = Engine::new(cfg).unwrap();
-    env.sim
+    env.lab
         .inject_fault(Fault::new(FaultKind::Drop, 1).on("collect"));
-    env.sim
+    env.lab
         .inject_fault(Fault::new(FaultKind::MalformedJson, 1).on("collect"));
-    env.sim
+    env.lab
         .inject_fault(Fault::new(FaultKind::Delay, 1).on("collect").delay(600));
     let id = engine
         .start(&pnr("198503121116"), StartOptions::default())
@@ -269,8 +269,8 @@ fn collects_without_a_usable_answer_are_retried_on_the_next_tick() {
 
 #[test]
 fn releasing_a_pending_order_cancels_it_at_bankid() {
-    let env = common::sim("release");
-    env.sim.set_scenario("198503121116", slow(10));
+    let env = common::sim();
+    env.lab.set_scenario("198503121116", slow(10));
     let engine = Engine::new(env.config()).unwrap();
     let id = engine
         .start(&pnr("198503121116"), StartOptions::default())
@@ -281,13 +281,13 @@ fn releasing_a_pending_order_cancels_it_at_bankid() {
         engine.poll(id).unwrap_err(),
         bankid::order::Error::StaleHandle
     );
-    assert!(wait_cancelled_at_bankid(&env), "{:?}", env.sim.orders());
+    assert!(wait_cancelled_at_bankid(&env), "{:?}", env.lab.orders());
 }
 
 #[test]
 fn cancel_turns_the_order_failed_at_once() {
-    let env = common::sim("cancel");
-    env.sim.set_scenario("198503121116", slow(10));
+    let env = common::sim();
+    env.lab.set_scenario("198503121116", slow(10));
     let engine = Engine::new(env.config()).unwrap();
     let id = engine
         .start(&pnr("198503121116"), StartOptions::default())
@@ -303,8 +303,8 @@ fn cancel_turns_the_order_failed_at_once() {
 
 #[test]
 fn the_local_deadline_ends_an_order_bankid_never_finishes() {
-    let env = common::sim("deadline");
-    env.sim.set_scenario("198503121116", slow(60));
+    let env = common::sim();
+    env.lab.set_scenario("198503121116", slow(60));
     let mut cfg = env.config();
     cfg.order_timeout = Duration::from_millis(800);
     let engine = Engine::new(cfg).unwrap();
@@ -324,12 +324,12 @@ fn the_local_deadline_ends_an_order_bankid_never_finishes() {
 
 #[test]
 fn a_silent_bankid_still_reaches_a_final_state() {
-    let env = common::sim("silent");
+    let env = common::sim();
     let mut cfg = env.config();
     cfg.order_timeout = Duration::from_millis(700);
     cfg.request_timeout = Duration::from_secs(5);
     let engine = Engine::new(cfg).unwrap();
-    env.sim
+    env.lab
         .inject_fault(Fault::new(FaultKind::Delay, 1).on("phone/auth").delay(3000));
     let id = engine
         .start(&pnr("198503121116"), StartOptions::default())
@@ -343,8 +343,8 @@ fn a_silent_bankid_still_reaches_a_final_state() {
 
 #[test]
 fn every_identity_shape_the_simulator_writes_works() {
-    let env = common::sim("ids");
-    let d = &env.dir;
+    let env = common::sim();
+    let d = &env.dir();
     let identities = [
         Identity::Pem {
             cert_file: d.join("client.pem"),
@@ -384,8 +384,8 @@ fn every_identity_shape_the_simulator_writes_works() {
 
 #[test]
 fn tls_misconfiguration_is_named_or_refused() {
-    let env = common::sim("tlsbad");
-    let d = &env.dir;
+    let env = common::sim();
+    let d = &env.dir();
     // Wrong PKCS#12 password: a configuration error naming the setting.
     let e = Engine::new(env.config_with(Identity::Pkcs12 {
         file: d.join("client.p12"),
@@ -418,11 +418,11 @@ fn tls_misconfiguration_is_named_or_refused() {
     assert!(e.to_string().contains("missing.pem"), "{e}");
 
     // The wrong CA: the server is not trusted, nothing is identified.
-    let other = common::sim("tlsother");
+    let other = common::sim();
     let mut cfg = env.config();
     cfg.endpoint = bankid::config::Endpoint::Custom {
-        url: env.sim.base_url(),
-        ca_file: other.dir.join("ca.pem"),
+        url: env.lab.base_url(),
+        ca_file: other.dir().join("ca.pem"),
     };
     let engine = Engine::new(cfg).unwrap();
     let id = engine
@@ -444,13 +444,13 @@ fn tls_misconfiguration_is_named_or_refused() {
         (v.state, error_of(&v).as_deref()),
         (State::Error, Some("transport"))
     );
-    assert!(env.sim.stats().refused_handshakes >= 1);
-    assert!(env.sim.orders().is_empty());
+    assert!(env.lab.stats().refused_handshakes >= 1);
+    assert!(env.lab.orders().is_empty());
 }
 
 #[test]
 fn many_orders_share_few_connections() {
-    let env = common::sim("pool");
+    let env = common::sim();
     let engine = Engine::new(env.config()).unwrap();
     let ids: Vec<_> = ["198503121116", "196801642395", "199908072391"]
         .iter()
@@ -459,7 +459,7 @@ fn many_orders_share_few_connections() {
     for id in ids {
         assert_eq!(wait_final(&engine, id).state, State::Complete);
     }
-    let s = env.sim.stats();
+    let s = env.lab.stats();
     assert!(
         s.handshakes <= 4,
         "handshakes {} for {} requests",
@@ -471,9 +471,9 @@ fn many_orders_share_few_connections() {
 
 #[test]
 fn shutting_down_right_after_a_release_still_cancels_at_bankid() {
-    let env = common::sim("shutdown");
-    env.sim.set_scenario("198503121116", slow(30));
-    env.sim.set_scenario("196801642395", slow(30));
+    let env = common::sim();
+    env.lab.set_scenario("198503121116", slow(30));
+    env.lab.set_scenario("196801642395", slow(30));
     let engine = Engine::new(env.config()).unwrap();
     let released = engine
         .start(&pnr("198503121116"), StartOptions::default())
@@ -485,14 +485,14 @@ fn shutting_down_right_after_a_release_still_cancels_at_bankid() {
     wait_started(&engine, pending);
     engine.release(released).unwrap();
     drop(engine); // the host unloads at once: a caller hung up, another is still pending
-    let orders = env.sim.orders();
+    let orders = env.lab.orders();
     assert_eq!(orders.len(), 2);
     assert!(orders.iter().all(|o| o.cancelled_by_rp), "{orders:?}");
 }
 
 #[test]
 fn results_the_host_never_releases_are_reclaimed_after_their_ttl() {
-    let env = common::sim("ttl");
+    let env = common::sim();
     let mut cfg = env.config();
     cfg.result_ttl = Duration::from_millis(200);
     let engine = Engine::new(cfg).unwrap();
@@ -514,7 +514,7 @@ fn results_the_host_never_releases_are_reclaimed_after_their_ttl() {
 
 #[test]
 fn a_burst_of_starts_shares_a_pool_bounded_by_max_connections() {
-    let env = common::sim("burst");
+    let env = common::sim();
     let mut config = env.config();
     config.max_connections = 4;
     let engine = Engine::new(config).unwrap();
@@ -540,7 +540,7 @@ fn a_burst_of_starts_shares_a_pool_bounded_by_max_connections() {
     for id in ids {
         assert_eq!(wait_final(&engine, id).state, State::Complete);
     }
-    let s = env.sim.stats();
+    let s = env.lab.stats();
     // At most 4 requests are ever in flight; a connection still on its way back to the pool
     // when the next request starts can cost an extra one, never one per order.
     assert!(
@@ -558,14 +558,14 @@ fn an_order_that_ends_in_an_error_is_cancelled_at_bankid() {
         (FaultKind::RequestTimeout, "requestTimeout"),
         (FaultKind::Html403, "http-403"),
     ] {
-        let env = common::sim(&format!("errcancel-{code}"));
-        env.sim.set_scenario("198503121116", slow(10));
+        let env = common::sim();
+        env.lab.set_scenario("198503121116", slow(10));
         let engine = Engine::new(env.config()).unwrap();
         let id = engine
             .start(&pnr("198503121116"), StartOptions::default())
             .unwrap();
         wait_started(&engine, id);
-        env.sim.inject_fault(Fault::new(kind, 1).on("collect"));
+        env.lab.inject_fault(Fault::new(kind, 1).on("collect"));
         let v = wait_final(&engine, id);
         assert_eq!(
             (v.state, error_of(&v).as_deref()),
@@ -574,7 +574,7 @@ fn an_order_that_ends_in_an_error_is_cancelled_at_bankid() {
         assert!(
             wait_cancelled_at_bankid(&env),
             "{code}: the order was left pending at BankID: {:?}",
-            env.sim.orders()
+            env.lab.orders()
         );
         // So the caller can try again at once instead of tripping alreadyInProgress.
         engine.release(id).unwrap();
@@ -588,7 +588,7 @@ fn an_order_that_ends_in_an_error_is_cancelled_at_bankid() {
 
 #[test]
 fn a_declined_call_blocks_the_number_until_the_block_expires() {
-    let env = common::sim("declined");
+    let env = common::sim();
     let mut cfg = env.config();
     cfg.limits.declined_block = Duration::from_millis(600);
     let engine = Engine::new(cfg).unwrap();
@@ -607,7 +607,7 @@ fn a_declined_call_blocks_the_number_until_the_block_expires() {
         ),
         "{refused:?}"
     );
-    assert_eq!(env.sim.orders().len(), 1, "nothing reached BankID");
+    assert_eq!(env.lab.orders().len(), 1, "nothing reached BankID");
     engine
         .start(&pnr("198503121116"), StartOptions::default())
         .expect("other numbers are not affected");
@@ -619,7 +619,7 @@ fn a_declined_call_blocks_the_number_until_the_block_expires() {
 
 #[test]
 fn orders_per_number_are_limited_across_callers() {
-    let env = common::sim("pernumber");
+    let env = common::sim();
     let mut cfg = env.config();
     cfg.limits.per_number = 2;
     let engine = Engine::new(cfg).unwrap();
@@ -646,5 +646,5 @@ fn orders_per_number_are_limited_across_callers() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("last hour"), "{e}");
-    assert_eq!(env.sim.orders().len(), 2);
+    assert_eq!(env.lab.orders().len(), 2);
 }

@@ -338,14 +338,11 @@ struct Seen {
 fn run_cell(f: F, ep: Ep, when: When) -> Seen {
     // At a tenth of real time: results stay collectable 18 s and orders live 10 min at
     // BankID, so only the engine's deadline and cancels end them.
-    let env = common::sim_with(
-        &format!("fault-{}-{f:?}-{when:?}", ep.path().replace('/', "-")),
-        bankid_sim::SimConfig {
-            speed: 0.1,
-            order_lifetime: Duration::from_secs(6000),
-            ..Default::default()
-        },
-    );
+    let env = common::sim_with(bankid_sim::SimConfig {
+        speed: 0.1,
+        order_lifetime: Duration::from_secs(6000),
+        ..Default::default()
+    });
     let mut cfg = env.config();
     cfg.order_timeout = ORDER_TIMEOUT;
     cfg.request_timeout = REQUEST_TIMEOUT;
@@ -370,14 +367,14 @@ fn run_cell(f: F, ep: Ep, when: When) -> Seen {
             .map(|h| step(h, 1500))
             .to_vec()
     };
-    env.sim.set_scenario(
+    env.lab.set_scenario(
         PERSON,
         Scenario {
             steps,
             outcome: "complete".into(),
         },
     );
-    env.sim
+    env.lab
         .inject_fault(f.fault(count).skip(skip).on(ep.path()));
     let t0 = Instant::now();
     let id = engine.start(&pnr, StartOptions::default()).unwrap();
@@ -393,12 +390,12 @@ fn run_cell(f: F, ep: Ep, when: When) -> Seen {
     engine.release(id).unwrap();
     // Let every cancel run its course (it retries for up to 3 s) before judging BankID's side.
     let settle = Instant::now() + Duration::from_secs(4);
-    while env.sim.orders().iter().any(|o| o.status == "pending") && Instant::now() < settle {
+    while env.lab.orders().iter().any(|o| o.status == "pending") && Instant::now() < settle {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let left_pending = env.sim.orders().iter().any(|o| o.status == "pending");
-    env.sim.clear_faults();
-    env.sim.clear_scenario(PERSON);
+    let left_pending = env.lab.orders().iter().any(|o| o.status == "pending");
+    env.lab.clear_faults();
+    env.lab.clear_scenario(PERSON);
     let again = engine.start(&pnr, StartOptions::default()).unwrap();
     let a = engine.wait(again, Duration::from_secs(5)).unwrap();
     let restart = match (a.state, a.error) {

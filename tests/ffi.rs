@@ -32,7 +32,7 @@ fn text(f: impl Fn(*mut c_char, usize, *mut usize) -> bankid_status) -> (bankid_
 
 #[test]
 fn the_c_abi_holds_its_conventions() {
-    let env = common::sim("ffi");
+    let env = common::sim();
     let pnr = CString::new("198503121116").unwrap();
     let mut order: bankid_order = 0;
 
@@ -59,7 +59,7 @@ fn the_c_abi_holds_its_conventions() {
         "{}",
         last_error()
     );
-    let bad = env.dir.join("bad.toml");
+    let bad = env.dir().join("bad.toml");
     std::fs::write(
         &bad,
         "url = \"https://127.0.0.1:1/\"\nca_file = \"ca.pem\"\nbogus = 1\n",
@@ -108,7 +108,7 @@ fn the_c_abi_holds_its_conventions() {
         BANKID_INVALID_PERSONAL_NUMBER
     );
     assert!(last_error().contains("12 digits"), "{}", last_error());
-    assert!(env.sim.orders().is_empty());
+    assert!(env.lab.orders().is_empty());
 
     assert_eq!(
         unsafe { bankid_start(pnr.as_ptr(), BANKID_CALL_INITIATOR_RP_VALUE, &mut order) },
@@ -151,7 +151,7 @@ fn the_c_abi_holds_its_conventions() {
             "Identification successful for social security number 850312-1116"
         )
     );
-    assert_eq!(env.sim.orders()[0].call_initiator.as_deref(), Some("RP"));
+    assert_eq!(env.lab.orders()[0].call_initiator.as_deref(), Some("RP"));
 
     // Exact fit: 66 bytes + NUL.
     let mut exact = vec![0 as c_char; result.len() + 1];
@@ -315,11 +315,11 @@ fn the_c_abi_holds_its_conventions() {
     let shutdown_took = t.elapsed();
     let slow_order =
         |o: &bankid_sim::OrderInfo| o.personal_number_masked.as_deref() == Some("720415-XXXX");
-    let slow_orders: Vec<_> = env.sim.orders().into_iter().filter(slow_order).collect();
+    let slow_orders: Vec<_> = env.lab.orders().into_iter().filter(slow_order).collect();
     assert!(
         slow_orders.len() == 1 && slow_orders[0].cancelled_by_rp,
         "the pending order was cancelled at BankID before bankid_shutdown returned: {:?}",
-        env.sim.orders()
+        env.lab.orders()
     );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (longest, codes) = poller.join().unwrap();

@@ -219,7 +219,7 @@ proptest! {
 
 /// The real client, over mutual TLS, against the simulator in this process.
 fn rp_client(env: &common::Env) -> RpClient {
-    let certs = env.sim.certs();
+    let certs = env.lab.certs();
     let roots = bankid::tls::roots_from_pem(certs.ca_pem.as_bytes(), "ca").unwrap();
     let id = bankid::tls::ClientIdentity::from_pem(
         certs.client_pem.as_bytes(),
@@ -229,7 +229,7 @@ fn rp_client(env: &common::Env) -> RpClient {
     .unwrap();
     let tls = bankid::tls::client_config(roots, id).unwrap();
     RpClient::new(
-        &env.sim.base_url(),
+        &env.lab.base_url(),
         tls,
         Duration::from_secs(5),
         Duration::from_secs(5),
@@ -240,7 +240,7 @@ fn rp_client(env: &common::Env) -> RpClient {
 
 #[test]
 fn error_bodies_with_any_error_code_reach_the_caller_with_their_text() {
-    let env = common::sim("prop-rp");
+    let env = common::sim();
     let client = rp_client(&env);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -249,7 +249,7 @@ fn error_bodies_with_any_error_code_reach_the_caller_with_their_text() {
     let mut runner = proptest::test_runner::TestRunner::new(config(64));
     runner
         .run(&text(), |code| {
-            env.sim
+            env.lab
                 .inject_fault(Fault::new(FaultKind::UnknownErrorCode, 1).value(&code));
             let got = rt.block_on(client.collect("order"));
             match got {

@@ -2,54 +2,37 @@
 //! certificates written to a fresh directory, and configurations pointing at it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bankid::config::{Config, Identity};
-use bankid_sim::{SimConfig, Simulator};
+use bankid_sim::{Lab, SimConfig};
 
+/// A simulator over real mTLS with its certificates in a private directory (a
+/// [`bankid_sim::Lab`]), and configurations pointing at it.
 pub struct Env {
-    pub sim: Simulator,
-    pub dir: PathBuf,
+    pub lab: Lab,
 }
 
-/// A fresh directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "bankid-test-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A simulator running 100x faster than real time.
+pub fn sim() -> Env {
+    sim_with(SimConfig {
+        speed: 0.01,
+        ..Default::default()
+    })
 }
 
-/// A simulator running 100x faster than real time, certificates in a temp dir.
-pub fn sim(tag: &str) -> Env {
-    sim_with(
-        tag,
-        SimConfig {
-            speed: 0.01,
-            ..Default::default()
-        },
-    )
-}
-
-pub fn sim_with(tag: &str, mut cfg: SimConfig) -> Env {
-    let dir = temp_dir(tag);
-    cfg.certs_dir = Some(dir.clone());
-    let sim = Simulator::start(cfg).expect("simulator starts");
-    Env { sim, dir }
+pub fn sim_with(cfg: SimConfig) -> Env {
+    Env {
+        lab: Lab::start(cfg).expect("simulator starts"),
+    }
 }
 
 impl Env {
     pub fn pem_identity(&self) -> Identity {
         Identity::Pem {
-            cert_file: self.dir.join("client.pem"),
-            key_file: self.dir.join("client.key"),
+            cert_file: self.lab.cert_file(),
+            key_file: self.lab.key_file(),
             key_password: None,
         }
     }
@@ -60,7 +43,7 @@ impl Env {
     }
 
     pub fn config_with(&self, identity: Identity) -> Config {
-        let mut c = Config::custom(&self.sim.base_url(), &self.dir.join("ca.pem"), identity);
+        let mut c = Config::custom(&self.lab.base_url(), &self.lab.ca_file(), identity);
         c.poll_interval = Duration::from_millis(20);
         c.order_timeout = Duration::from_secs(5);
         c.request_timeout = Duration::from_millis(1500);
@@ -70,15 +53,15 @@ impl Env {
 
     /// Writes a TOML configuration for `bankid_init` / the tools and returns its path.
     pub fn write_toml(&self, extra: &str) -> PathBuf {
-        let p = self.dir.join("bankid.toml");
-        std::fs::write(
-            &p,
-            format!(
-                "url = \"{}\"\nca_file = \"ca.pem\"\ncert_file = \"client.pem\"\nkey_file = \"client.key\"\npoll_interval_ms = 20\norder_timeout_s = 10\n{extra}",
-                self.sim.base_url()
-            ),
-        )
-        .unwrap();
-        p
+        self.lab
+            .write_client_toml(&format!(
+                "poll_interval_ms = 20\norder_timeout_s = 10\n{extra}"
+            ))
+            .unwrap()
+    }
+
+    /// The simulator's private directory (its certificates in every shape).
+    pub fn dir(&self) -> &Path {
+        self.lab.dir()
     }
 }

@@ -18,7 +18,7 @@ use bankid::order::Engine;
 use bankid_agent::accounts::{self, Accounts};
 use bankid_agent::limits::Limit;
 use bankid_agent::{App, Options};
-use bankid_ivr_cli::backend::{Backend, SimulatorPolicy, NOT_CONFIGURED};
+use bankid_backend::{Backend, BackendError, SimulatorPolicy};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -121,13 +121,13 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     let backend =
         Backend::resolve(cli.config.as_deref(), policy, cli.simulator, 0.5).map_err(|e| {
-            if e == NOT_CONFIGURED {
+            if matches!(e, BackendError::NotConfigured) {
                 format!(
                     "--listen {} is not a loopback address, so the embedded simulator is not used without asking: {e}",
                     cli.listen
                 )
             } else {
-                e
+                e.to_string()
             }
         })?;
     let label = match &backend.config.endpoint {

@@ -233,21 +233,12 @@ async fn with_bankid_configured_it_identifies_through_that_bankid_and_shows_no_s
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // A separate BankID (the simulator as a server of its own), reached only through --config.
-    let sim = bankid_sim::Simulator::start(bankid_sim::SimConfig {
+    let sim = bankid_sim::Lab::start(bankid_sim::SimConfig {
         speed: 0.05,
-        certs_dir: Some(dir.join("pki")),
         ..Default::default()
     })
     .unwrap();
-    let config = dir.join("bankid.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "url = \"{}\"\nca_file = \"pki/ca.pem\"\ncert_file = \"pki/client.pem\"\nkey_file = \"pki/client.key\"\n",
-            sim.base_url()
-        ),
-    )
-    .unwrap();
+    let config = sim.write_client_toml("").unwrap();
     let run = run_agent_with(&dir, &["--config".as_ref(), config.as_os_str()]);
     let all = run.stdout.join("\n");
     assert!(
@@ -333,11 +324,8 @@ fn simulator_dirs(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .unwrap()
         .filter(|e| {
-            e.as_ref().is_ok_and(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("bankid-ivr-sim-")
-            })
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("bankid-sim-"))
         })
         .count()
 }
@@ -397,21 +385,12 @@ async fn sigterm_cancels_pending_orders_at_bankid() {
     let dir = std::env::temp_dir().join(format!("agent-bin-term-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let sim = bankid_sim::Simulator::start(bankid_sim::SimConfig {
+    let sim = bankid_sim::Lab::start(bankid_sim::SimConfig {
         speed: 0.05,
-        certs_dir: Some(dir.join("pki")),
         ..Default::default()
     })
     .unwrap();
-    let config = dir.join("bankid.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "url = \"{}\"\nca_file = \"pki/ca.pem\"\ncert_file = \"pki/client.pem\"\nkey_file = \"pki/client.key\"\npoll_interval_ms = 50\n",
-            sim.base_url()
-        ),
-    )
-    .unwrap();
+    let config = sim.write_client_toml("poll_interval_ms = 50").unwrap();
     // Pending until cancelled: the caller never confirms.
     sim.set_scenario(
         "198503121116",

@@ -27,7 +27,7 @@ use tokio::time::{sleep, timeout, timeout_at, Instant};
 use bankid::messages::Language;
 use bankid::{Engine, Personnummer, StartOptions, State};
 
-use bankid_ivr_cli::backend::{Backend, SimulatorPolicy};
+use bankid_backend::{Backend, SimulatorPolicy};
 
 /// Longest line accepted from Asterisk, newline included; a longer one closes the connection.
 pub const MAX_LINE: usize = 8 * 1024;

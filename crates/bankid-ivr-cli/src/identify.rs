@@ -12,7 +12,7 @@ use bankid::messages::Language;
 use bankid::rp::CallInitiator;
 use bankid::{Engine, Personnummer, StartOptions, State};
 
-use bankid_ivr_cli::backend::{Backend, SimulatorPolicy};
+use bankid_backend::{Backend, SimulatorPolicy};
 
 /// Exit statuses.
 pub const EXIT_OK: i32 = 0;

@@ -1,4 +1,1 @@
-//! Shared by the `bankid-ivr` tools and the agent page: where BankID is (a configured service or
-//! an embedded simulator).
-
-pub mod backend;
+//! The `bankid-ivr` tools' library part: what their tests and other tools reuse.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use bankid_sim::{Fault, FaultKind, Scenario, SimConfig, Simulator, Step};
+use bankid_sim::{Fault, FaultKind, Lab, Scenario, SimConfig, Simulator, Step};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bankid-ivr");
 
@@ -35,28 +35,21 @@ fn lib() -> PathBuf {
     p
 }
 
+/// A simulator (certificates in a private directory) and a client configuration for it.
 struct Sim {
-    sim: Simulator,
+    sim: Lab,
     config: PathBuf,
 }
 
-fn sim(tag: &str) -> Sim {
-    let dir = temp_dir(tag);
-    let sim = Simulator::start(SimConfig {
+fn sim() -> Sim {
+    let sim = Lab::start(SimConfig {
         speed: 0.01,
-        certs_dir: Some(dir.clone()),
         ..Default::default()
     })
     .unwrap();
-    let config = dir.join("bankid.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "url = \"{}\"\nca_file = \"ca.pem\"\ncert_file = \"client.pem\"\nkey_file = \"client.key\"\npoll_interval_ms = 20\norder_timeout_s = 20\n",
-            sim.base_url()
-        ),
-    )
-    .unwrap();
+    let config = sim
+        .write_client_toml("poll_interval_ms = 20\norder_timeout_s = 20")
+        .unwrap();
     Sim { sim, config }
 }
 
@@ -179,7 +172,7 @@ fn broken_flows_fail_with_the_right_message() {
 
 #[test]
 fn flow_run_identifies_the_caller_and_reaches_the_queue() {
-    let s = sim("run-ok");
+    let s = sim();
     let o = run_flow(&s, "bankid-entry.xml", &["1", "198503121116"], &[]);
     let out = both(&o);
     assert!(o.status.success(), "{out}");
@@ -198,7 +191,7 @@ fn flow_run_identifies_the_caller_and_reaches_the_queue() {
 
 #[test]
 fn flow_run_declined_and_cancelled_calls_fail_to_the_queue() {
-    let s = sim("run-fail");
+    let s = sim();
     for (pnr, hint) in [
         ("197709083336", "userDeclinedCall"),
         ("199105212220", "userCancel"),
@@ -222,7 +215,7 @@ fn flow_run_declined_and_cancelled_calls_fail_to_the_queue() {
 
 #[test]
 fn flow_run_without_digits_goes_to_the_queue_unidentified() {
-    let s = sim("run-none");
+    let s = sim();
     let o = run_flow(&s, "bankid-identify.xml", &["t", "t", "t"], &[]);
     let out = both(&o);
     assert!(o.status.success(), "{out}");
@@ -241,7 +234,7 @@ fn flow_run_without_digits_goes_to_the_queue_unidentified() {
 
 #[test]
 fn flow_run_reprompts_a_wrong_check_digit_without_asking_bankid() {
-    let s = sim("run-bad");
+    let s = sim();
     let o = run_flow(
         &s,
         "bankid-identify.xml",
@@ -265,7 +258,7 @@ fn flow_run_reprompts_a_wrong_check_digit_without_asking_bankid() {
 
 #[test]
 fn flow_run_hangup_mid_order_cancels_it_at_bankid() {
-    let s = sim("run-hangup");
+    let s = sim();
     s.sim.set_scenario(
         "198503121116",
         Scenario {
@@ -298,7 +291,7 @@ fn flow_run_hangup_mid_order_cancels_it_at_bankid() {
 
 #[test]
 fn the_system_block_variant_runs_bankid_ivr_identify() {
-    let s = sim("run-system");
+    let s = sim();
     let flow = flows().join("bankid-identify-system.xml");
     let lib = lib();
     let mut c = Command::new(BIN);
@@ -333,7 +326,7 @@ fn the_system_block_variant_runs_bankid_ivr_identify() {
 
 #[test]
 fn identify_exit_statuses_tell_the_outcomes_apart() {
-    let s = sim("identify");
+    let s = sim();
     let cfg = s.config.to_str().unwrap();
     let o = bankid_ivr(&["identify", "--config", cfg, "198503121116"]);
     assert_eq!(o.status.code(), Some(0), "{}", both(&o));
@@ -464,7 +457,7 @@ fn identify_uses_the_embedded_simulator_only_when_asked_and_removes_its_director
         assert!(left.is_empty(), "{how}: left behind {left:?}");
     }
     // Asking for the simulator while BankID is configured is a mistake, not a choice.
-    let s = sim("asked-and-configured");
+    let s = sim();
     let o = bare_command(&tmp)
         .args(["identify", "--simulator", "--config"])
         .arg(&s.config)
@@ -502,7 +495,7 @@ fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process:
 
 #[test]
 fn identify_killed_by_the_ivr_cancels_its_order_at_bankid() {
-    let s = sim("signals");
+    let s = sim();
     // Orders that stay pending until cancelled.
     let numbers = ["198503121116", "196801642395", "199105212220"];
     for n in numbers {

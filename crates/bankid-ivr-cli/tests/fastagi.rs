@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bankid_sim::{Scenario, SimConfig, Simulator, Step};
+use bankid_sim::{Lab, Scenario, SimConfig, Simulator, Step};
 
 struct Server {
     child: Child,
@@ -59,31 +59,24 @@ impl Server {
     }
 }
 
-fn start(tag: &str) -> (Simulator, Server) {
-    start_with(tag, &[])
+fn start() -> (Lab, Server) {
+    start_with(&[])
 }
 
 /// The simulator, and `bankid-ivr fastagi` on 127.0.0.1:0 in front of it with `extra` arguments.
-fn start_with(tag: &str, extra: &[&str]) -> (Simulator, Server) {
-    start_wrapped(tag, extra, None)
+fn start_with(extra: &[&str]) -> (Lab, Server) {
+    start_wrapped(extra, None)
 }
 
 /// Like [`start_with`]; with `nofile`, the server runs under that file-descriptor limit.
-fn start_wrapped(tag: &str, extra: &[&str], nofile: Option<u32>) -> (Simulator, Server) {
-    let dir = std::env::temp_dir().join(format!("bankid-fastagi-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let sim = Simulator::start(SimConfig {
+fn start_wrapped(extra: &[&str], nofile: Option<u32>) -> (Lab, Server) {
+    let sim = Lab::start(SimConfig {
         speed: 0.01,
-        certs_dir: Some(dir.clone()),
         ..Default::default()
     })
     .unwrap();
-    let config: PathBuf = dir.join("bankid.toml");
-    std::fs::write(
-        &config,
-        format!("url = \"{}\"\nca_file = \"ca.pem\"\ncert_file = \"client.pem\"\nkey_file = \"client.key\"\npoll_interval_ms = 20\n", sim.base_url()),
-    )
-    .unwrap();
+    let config = sim.write_client_toml("poll_interval_ms = 20").unwrap();
+    let dir = sim.dir().to_path_buf();
     let log = dir.join("server.log");
     let mut command = match nofile {
         None => Command::new(env!("CARGO_BIN_EXE_bankid-ivr")),
@@ -256,7 +249,7 @@ fn var(commands: &[String], name: &str) -> Option<String> {
 
 #[test]
 fn a_full_successful_session_sets_the_agent_variable() {
-    let (sim, server) = start("ok");
+    let (sim, server) = start();
     // Each step long enough (0.3 s) that its prompt is played even on a loaded machine.
     sim.set_scenario(
         "198503121116",
@@ -299,7 +292,7 @@ fn a_full_successful_session_sets_the_agent_variable() {
 
 #[test]
 fn a_declined_call_and_bad_entries_fail_cleanly() {
-    let (sim, server) = start("fail");
+    let (sim, server) = start();
     let cmds = call(
         &server.addr,
         Caller {
@@ -358,7 +351,7 @@ fn a_declined_call_and_bad_entries_fail_cleanly() {
 
 #[test]
 fn a_hangup_cancels_the_order_at_bankid() {
-    let (sim, server) = start("hangup");
+    let (sim, server) = start();
     sim.set_scenario(
         "198503121116",
         Scenario {
@@ -411,7 +404,7 @@ fn valid_numbers(n: usize) -> Vec<String> {
 
 #[test]
 fn fifty_concurrent_calls_are_all_identified() {
-    let (sim, server) = start("fifty");
+    let (sim, server) = start();
     // Each order is pending for about 0.5 s, so it is collected many times: on a loaded machine
     // the default 80 ms could be over before the first collect, leaving one start and one
     // collect per order and nothing to tell a shared pool from a connection per order.
@@ -473,7 +466,7 @@ fn anna() -> Caller {
 
 #[test]
 fn a_peer_outside_allow_is_closed_before_a_byte_is_read_and_served_once_allowed() {
-    let (_sim, server) = start_with("allow", &["--allow", "127.0.0.1/32"]);
+    let (_sim, server) = start_with(&["--allow", "127.0.0.1/32"]);
     let stranger = connect_from(&server.addr, "127.0.0.2");
     let _ = (&stranger).write_all(ENVIRONMENT.as_bytes());
     closed_without_a_word(&stranger, Duration::from_secs(3)).unwrap();
@@ -488,7 +481,7 @@ fn a_peer_outside_allow_is_closed_before_a_byte_is_read_and_served_once_allowed(
     drop(server);
 
     // The same peer, once allowed, is served (and loopback is no longer implied).
-    let (_sim, server) = start_with("allow-2", &["--allow", "127.0.0.2/32"]);
+    let (_sim, server) = start_with(&["--allow", "127.0.0.2/32"]);
     let cmds = call_on(connect_from(&server.addr, "127.0.0.2"), anna());
     assert_eq!(
         var(&cmds, "BANKID_STATUS").as_deref(),
@@ -501,7 +494,7 @@ fn a_peer_outside_allow_is_closed_before_a_byte_is_read_and_served_once_allowed(
 
 #[test]
 fn ten_megabytes_without_a_newline_close_that_connection_with_memory_bounded() {
-    let (sim, server) = start("flood");
+    let (sim, server) = start();
     // One call first, so the process has its working set.
     assert_eq!(
         var(&call(&server.addr, anna()), "BANKID_STATUS").as_deref(),
@@ -540,7 +533,7 @@ fn ten_megabytes_without_a_newline_close_that_connection_with_memory_bounded() {
 
 #[test]
 fn a_sender_trickling_one_byte_every_two_seconds_is_dropped_by_the_environment_deadline() {
-    let (sim, server) = start_with("trickle", &["--env-deadline-ms", "4000"]);
+    let (sim, server) = start_with(&["--env-deadline-ms", "4000"]);
     let slow = TcpStream::connect(&server.addr).unwrap();
     let started = Instant::now();
     let mut w = slow.try_clone().unwrap();
@@ -570,7 +563,7 @@ fn a_sender_trickling_one_byte_every_two_seconds_is_dropped_by_the_environment_d
 
 #[test]
 fn a_silent_asterisk_is_dropped_by_the_reply_deadline_and_its_order_cancelled() {
-    let (sim, server) = start_with("silent", &["--reply-deadline-ms", "1000"]);
+    let (sim, server) = start_with(&["--reply-deadline-ms", "1000"]);
     pending_forever(&sim, "198503121116");
     let stream = TcpStream::connect(&server.addr).unwrap();
     let mut w = stream.try_clone().unwrap();
@@ -599,7 +592,7 @@ fn a_silent_asterisk_is_dropped_by_the_reply_deadline_and_its_order_cancelled() 
 
 #[test]
 fn connections_beyond_max_calls_are_closed_at_once_while_a_call_completes() {
-    let (sim, server) = start_with("cap", &["--max-calls", "2"]);
+    let (sim, server) = start_with(&["--max-calls", "2"]);
     // One call holds a slot at the prompt for a number, saying nothing.
     let holder = TcpStream::connect(&server.addr).unwrap();
     (&holder).write_all(ENVIRONMENT.as_bytes()).unwrap();
@@ -657,7 +650,7 @@ fn connections_beyond_max_calls_are_closed_at_once_while_a_call_completes() {
 
 #[test]
 fn sigterm_cancels_every_pending_order_and_tells_live_calls() {
-    let (sim, mut server) = start("sigterm");
+    let (sim, mut server) = start();
     let numbers = valid_numbers(3);
     for n in &numbers {
         pending_forever(&sim, n);
@@ -730,7 +723,7 @@ fn sigterm_cancels_every_pending_order_and_tells_live_calls() {
 
 #[test]
 fn a_hangup_split_across_reads_still_cancels_the_order() {
-    let (sim, server) = start("split");
+    let (sim, server) = start();
     pending_forever(&sim, "198503121116");
     let stream = TcpStream::connect(&server.addr).unwrap();
     stream
@@ -773,7 +766,7 @@ fn a_hangup_split_across_reads_still_cancels_the_order() {
 
 #[test]
 fn an_environment_of_more_than_128_lines_closes_the_connection() {
-    let (sim, server) = start("env-lines");
+    let (sim, server) = start();
     let endless = TcpStream::connect(&server.addr).unwrap();
     let mut w = endless.try_clone().unwrap();
     std::thread::spawn(move || {
@@ -802,7 +795,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn out_of_file_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
-    let (sim, server) = start_wrapped("emfile", &[], Some(48));
+    let (sim, server) = start_wrapped(&[], Some(48));
     // Calls that hold a descriptor each, waiting at the prompt for a number, until the server
     // has none left: further connections wait in the kernel's backlog, accept fails (EMFILE).
     let mut held = Vec::new();
@@ -841,7 +834,7 @@ fn out_of_file_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
 
 #[test]
 fn a_declined_number_is_blocked_and_one_caller_id_is_limited_per_hour() {
-    let (sim, server) = start("vishing");
+    let (sim, server) = start();
     let cecilia = || Caller {
         digits: vec![Some("197709083336".into())],
         hangup_after_prompt: None,

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod certs;
+pub mod lab;
 pub mod orders;
 pub mod scenario;
 mod server;
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use certs::{SimCerts, CLIENT_PASSWORD};
+pub use lab::Lab;
 pub use orders::OrderInfo;
 pub use scenario::{Scenario, Step, TestPerson, TEST_PERSONS};
 use serde::{Deserialize, Serialize};

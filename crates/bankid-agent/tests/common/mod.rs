@@ -10,14 +10,14 @@ use bankid::config::{Config, Identity};
 use bankid::order::Engine;
 use bankid_agent::accounts::Accounts;
 use bankid_agent::{App, Options};
-use bankid_sim::{SimConfig, Simulator};
+use bankid_sim::{Lab, SimConfig};
 use serde_json::{json, Value};
 
 pub const PASSWORD_A: &str = "anna-lösen-1";
 pub const PASSWORD_B: &str = "bertil-lösen-2";
 
 pub struct Harness {
-    pub sim: Simulator,
+    pub sim: Lab,
     pub app: Arc<App>,
     pub addr: SocketAddr,
     pub base: String,
@@ -27,27 +27,17 @@ pub struct Harness {
 /// Starts the simulator at `speed` and an agent server with agents `anna` and `bertil`;
 /// `adjust` may change the options before the server starts.
 pub async fn start(speed: f64, adjust: impl FnOnce(&mut Options)) -> Harness {
-    let sim = Simulator::start(SimConfig {
+    let sim = Lab::start(SimConfig {
         speed,
         ..Default::default()
     })
     .expect("simulator");
-    let dir = std::env::temp_dir().join(format!(
-        "agent-test-{}-{}",
-        std::process::id(),
-        sim.addr().port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let certs = sim.certs();
-    std::fs::write(dir.join("ca.pem"), &certs.ca_pem).unwrap();
-    std::fs::write(dir.join("client.pem"), &certs.client_pem).unwrap();
-    std::fs::write(dir.join("client.key"), &certs.client_key_pem).unwrap();
     let mut config = Config::custom(
         &sim.base_url(),
-        &dir.join("ca.pem"),
+        &sim.ca_file(),
         Identity::Pem {
-            cert_file: dir.join("client.pem"),
-            key_file: dir.join("client.key"),
+            cert_file: sim.cert_file(),
+            key_file: sim.key_file(),
             key_password: None,
         },
     );

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bankid::messages::Language;
 
 use crate::hook::{self, Hook};
-use bankid_ivr_cli::backend::{Backend, SimulatorPolicy};
+use bankid_backend::{Backend, SimulatorPolicy};
 
 /// `flow check FILE…`: prints every problem; exit 0 only when all files are clean.
 pub fn check_files(files: &[PathBuf]) -> i32 {
@@ -126,22 +126,14 @@ pub fn run_file(args: RunArgs) -> i32 {
         lang: Language::parse(&args.lang).unwrap_or_default(),
     };
     let mut runner = run::Runner::new(&dir, script, Some(&lib), std::io::stdout());
-    if let (Some(sim), Some(sim_dir)) = (&backend.sim, backend.sim_dir()) {
+    if let Some(lab) = backend.lab() {
         // A System block's `bankid-ivr identify` talks to this run's simulator too.
+        let path = |p: PathBuf| p.display().to_string();
         runner.child_env = vec![
-            ("BANKID_URL".into(), sim.base_url()),
-            (
-                "BANKID_CA_FILE".into(),
-                sim_dir.join("ca.pem").display().to_string(),
-            ),
-            (
-                "BANKID_CERT_FILE".into(),
-                sim_dir.join("client.pem").display().to_string(),
-            ),
-            (
-                "BANKID_KEY_FILE".into(),
-                sim_dir.join("client.key").display().to_string(),
-            ),
+            ("BANKID_URL".into(), lab.base_url()),
+            ("BANKID_CA_FILE".into(), path(lab.ca_file())),
+            ("BANKID_CERT_FILE".into(), path(lab.cert_file())),
+            ("BANKID_KEY_FILE".into(), path(lab.key_file())),
             (
                 "BANKID_POLL_INTERVAL_MS".into(),
                 backend.config.poll_interval.as_millis().max(1).to_string(),
