@@ -29,6 +29,8 @@ step "cargo test (library, C example plain/ASan/valgrind, simulator, IVR tools, 
 cargo test --workspace --no-fail-fast
 
 step "the whole suite again in release (what integrators ship; the C example plain, ASan/UBSan, valgrind)"
+# The C tests load target/release/libbankid.so, which `cargo test` alone does not build.
+cargo build --workspace --release --all-targets
 cargo test --workspace --release --no-fail-fast
 
 step "the README's run command (the agent page) works on a machine with no BankID configured"
