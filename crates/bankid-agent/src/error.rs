@@ -2,7 +2,11 @@
 //! its message are each one `match`, so a new failure cannot forget one of them. The body is
 //! always `{"error": code, "message": text}`, plus `retryAfterS` (and a `Retry-After` header)
 //! when waiting helps, plus `reason` for a refused personal number.
+//!
+//! Also the crate's start-up error ([`StartupError`]): what stops the binary before it serves.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -192,6 +196,108 @@ impl From<bankid::order::Error> for ApiError {
                 ApiError::Internal("could not start the identification")
             }
         }
+    }
+}
+
+/// What stops `bankid-agent` before (or instead of) serving. Each names what it was doing.
+#[derive(Debug)]
+pub enum StartupError {
+    /// A file could not be read or written.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The accounts file (or an entry in it) is not usable; `path` prefixes the message.
+    Accounts {
+        /// The accounts file.
+        path: PathBuf,
+        /// What is wrong, e.g. `agent #2 ("x"): the name appears twice`.
+        problem: String,
+    },
+    /// An agent name that is not 1–64 letters, digits, `.`, `_`, `-` or `@`.
+    AgentName(String),
+    /// A rate limit that is not `N/SECONDSs` or `N/MINUTESm`.
+    Limit(String),
+    /// The TLS certificate or key cannot be used.
+    Tls {
+        /// The file at fault (the certificate when rustls does not say).
+        path: PathBuf,
+        /// Why.
+        problem: String,
+    },
+    /// No usable BankID backend (configuration, simulator policy).
+    Backend(String),
+    /// The order engine did not start.
+    Engine(bankid::order::Error),
+    /// Signals, the runtime, or the listening socket.
+    Os {
+        /// What was being set up, e.g. `listen on 0.0.0.0:8080`.
+        what: String,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+impl StartupError {
+    pub(crate) fn io(path: &Path, error: std::io::Error) -> StartupError {
+        StartupError::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+
+    pub(crate) fn accounts(path: &Path, problem: impl Into<String>) -> StartupError {
+        StartupError::Accounts {
+            path: path.to_path_buf(),
+            problem: problem.into(),
+        }
+    }
+
+    /// An OS-level failure while setting up `what`.
+    pub fn os(what: impl Into<String>, error: std::io::Error) -> StartupError {
+        StartupError::Os {
+            what: what.into(),
+            error,
+        }
+    }
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartupError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            StartupError::Accounts { path, problem } => {
+                write!(f, "{}: {problem}", path.display())
+            }
+            StartupError::AgentName(name) => write!(
+                f,
+                "{name:?}: a name is 1–64 letters, digits, '.', '_', '-' or '@'"
+            ),
+            StartupError::Limit(s) => {
+                write!(f, "{s:?}: a limit is N/SECONDSs or N/MINUTESm, e.g. 5/15m")
+            }
+            StartupError::Tls { path, problem } => write!(f, "{}: {problem}", path.display()),
+            StartupError::Backend(e) => f.write_str(e),
+            StartupError::Engine(e) => write!(f, "{e}"),
+            StartupError::Os { what, error } => write!(f, "{what}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StartupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartupError::Io { error, .. } | StartupError::Os { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<bankid::order::Error> for StartupError {
+    fn from(e: bankid::order::Error) -> StartupError {
+        StartupError::Engine(e)
     }
 }
 

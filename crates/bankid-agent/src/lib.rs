@@ -9,7 +9,7 @@
 pub mod accounts;
 /// JSON request bodies that fail with the API's errors, not axum's plain-text ones.
 mod body;
-/// One enum for every API failure: its status, code and message, each one `match`.
+/// One enum for every API failure (status, code, message), and the start-up error.
 pub mod error;
 /// Per-agent sliding-window limits on failed logins and identifications.
 pub mod limits;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::StartupError;
 use crate::{router, App};
 
 /// Runs [`App::housekeeping`] every 250 ms until the app is dropped.
@@ -61,10 +62,16 @@ pub async fn serve(
 }
 
 /// A TLS server configuration from a PEM certificate chain and private key.
-pub fn tls_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn tls_config(
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<Arc<rustls::ServerConfig>, StartupError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let tls = |path: &Path, problem: String| format!("{}: {problem}", path.display());
+    let tls = |path: &Path, problem: String| StartupError::Tls {
+        path: path.to_path_buf(),
+        problem,
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .and_then(|it| it.collect())
         .map_err(|e| tls(cert_file, e.to_string()))?;
