@@ -15,6 +15,8 @@ use argon2::Argon2;
 use rand::distr::{Alphanumeric, SampleString};
 use serde::{Deserialize, Serialize};
 
+use crate::error::StartupError;
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AccountsFile {
@@ -71,34 +73,32 @@ fn valid_name(name: &str) -> bool {
 
 impl Accounts {
     /// Reads the accounts file. Errors name the file and what is wrong with it.
-    pub fn load(path: &Path) -> Result<Accounts, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file: AccountsFile =
-            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+    pub fn load(path: &Path) -> Result<Accounts, StartupError> {
+        let file = read_file(path)?;
         let mut by_name = HashMap::new();
         for (i, e) in file.agent.into_iter().enumerate() {
-            let which = format!("{}: agent #{} ({:?})", path.display(), i + 1, e.name);
+            let bad = |problem: &str| {
+                StartupError::accounts(path, format!("agent #{} ({:?}): {problem}", i + 1, e.name))
+            };
             if !valid_name(&e.name) {
-                return Err(format!(
-                    "{which}: a name is 1–64 letters, digits, '.', '_', '-' or '@'"
-                ));
+                return Err(bad("a name is 1–64 letters, digits, '.', '_', '-' or '@'"));
             }
             if PasswordHash::new(&e.password_hash).is_err() {
-                return Err(format!(
-                    "{which}: password_hash is not a PHC hash string (make one with `bankid-agent add-agent NAME`)"
+                return Err(bad(
+                    "password_hash is not a PHC hash string (make one with `bankid-agent add-agent NAME`)",
                 ));
             }
             if by_name
-                .insert(e.name.to_ascii_lowercase(), e.password_hash)
+                .insert(e.name.to_ascii_lowercase(), e.password_hash.clone())
                 .is_some()
             {
-                return Err(format!("{which}: the name appears twice"));
+                return Err(bad("the name appears twice"));
             }
         }
         if by_name.is_empty() {
-            return Err(format!(
-                "{}: no [[agent]] entries; add one with `bankid-agent add-agent NAME`",
-                path.display()
+            return Err(StartupError::accounts(
+                path,
+                "no [[agent]] entries; add one with `bankid-agent add-agent NAME`",
             ));
         }
         Ok(Accounts {
@@ -109,7 +109,7 @@ impl Accounts {
 
     /// Loads the file, or — when it does not exist — creates it with one agent, `agent`, and a
     /// generated password, which is returned so it can be shown once.
-    pub fn load_or_create(path: &Path) -> Result<(Accounts, Option<FirstAccount>), String> {
+    pub fn load_or_create(path: &Path) -> Result<(Accounts, Option<FirstAccount>), StartupError> {
         if path.exists() {
             return Ok((Accounts::load(path)?, None));
         }
@@ -164,15 +164,12 @@ impl Accounts {
 
 /// Adds an agent to the accounts file (creating it, readable by its owner only), or replaces
 /// the password of an existing one.
-pub fn add_agent(path: &Path, name: &str, password: &str) -> Result<(), String> {
+pub fn add_agent(path: &Path, name: &str, password: &str) -> Result<(), StartupError> {
     if !valid_name(name) {
-        return Err(format!(
-            "{name:?}: a name is 1–64 letters, digits, '.', '_', '-' or '@'"
-        ));
+        return Err(StartupError::AgentName(name.to_string()));
     }
-    let mut file: AccountsFile = if path.exists() {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?
+    let mut file = if path.exists() {
+        read_file(path)?
     } else {
         AccountsFile::default()
     };
@@ -188,11 +185,16 @@ pub fn add_agent(path: &Path, name: &str, password: &str) -> Result<(), String> 
             password_hash: hash,
         }),
     }
-    let body = toml::to_string(&file).map_err(|e| e.to_string())?;
+    let body = toml::to_string(&file).map_err(|e| StartupError::accounts(path, e.to_string()))?;
     let text = format!(
         "# bankid-agent accounts: argon2id password hashes. Add or reset one with\n# `bankid-agent add-agent NAME`.\n\n{body}"
     );
-    write_private(path, &text).map_err(|e| format!("{}: {e}", path.display()))
+    write_private(path, &text).map_err(|e| StartupError::io(path, e))
+}
+
+fn read_file(path: &Path) -> Result<AccountsFile, StartupError> {
+    let text = std::fs::read_to_string(path).map_err(|e| StartupError::io(path, e))?;
+    toml::from_str(&text).map_err(|e| StartupError::accounts(path, e.message()))
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
@@ -270,7 +272,7 @@ mod tests {
             ("agent = 3", "invalid type"),
         ] {
             std::fs::write(&path, text).unwrap();
-            let err = Accounts::load(&path).unwrap_err();
+            let err = Accounts::load(&path).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");
             assert!(err.contains("agents.toml"), "{err}");
         }
@@ -280,7 +282,10 @@ mod tests {
             format!("[[agent]]\nname = \"a\"\npassword_hash = \"{h}\"\n[[agent]]\nname = \"A\"\npassword_hash = \"{h}\"\n"),
         )
         .unwrap();
-        assert!(Accounts::load(&path).unwrap_err().contains("twice"));
+        assert!(Accounts::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,6 +4,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::error::StartupError;
+
 /// A limit: `max` events per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
@@ -15,8 +17,8 @@ pub struct Limit {
 
 impl Limit {
     /// Parses `N/SECONDSs`, e.g. `5/900s`, or `N/MINUTESm`, e.g. `20/15m`.
-    pub fn parse(s: &str) -> Result<Limit, String> {
-        let bad = || format!("{s:?}: a limit is N/SECONDSs or N/MINUTESm, e.g. 5/15m");
+    pub fn parse(s: &str) -> Result<Limit, StartupError> {
+        let bad = || StartupError::Limit(s.to_string());
         let (n, w) = s.split_once('/').ok_or_else(bad)?;
         let max: usize = n.trim().parse().map_err(|_| bad())?;
         let w = w.trim();
@@ -156,5 +158,10 @@ mod tests {
         for bad in ["5", "0/1m", "5/0s", "x/1m", "5/1h"] {
             assert!(Limit::parse(bad).is_err(), "{bad}");
         }
+        let said = Limit::parse("5/1h").unwrap_err().to_string();
+        assert_eq!(
+            said,
+            "\"5/1h\": a limit is N/SECONDSs or N/MINUTESm, e.g. 5/15m"
+        );
     }
 }

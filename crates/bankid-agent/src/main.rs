@@ -7,6 +7,9 @@
 //! With no BankID configured (no `--config`, no `BANKID_*` variables) it runs against an
 //! embedded simulator and says so on the page — by default only while it listens on a loopback
 //! address; on any other address only with `--simulator` (or `BANKID_SIMULATOR=1`).
+//!
+//! Exit status: 0 after SIGTERM/SIGINT (pending identifications cancelled first), 2 when it
+//! cannot start or fails while serving.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,10 +19,15 @@ use std::time::Duration;
 use bankid::config::Endpoint;
 use bankid::order::Engine;
 use bankid_agent::accounts::{self, Accounts};
+use bankid_agent::error::StartupError;
 use bankid_agent::limits::Limit;
 use bankid_agent::{App, Options};
 use bankid_backend::{Backend, BackendError, SimulatorPolicy};
 use clap::{Parser, Subcommand};
+
+/// The agent could not start, or stopped on an error; the reason is on stderr. The same
+/// status clap uses for bad arguments, so scripts check one number.
+const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -82,12 +90,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bankid-agent: {e}");
-            ExitCode::from(2)
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<(), StartupError> {
     if let Some(Command::AddAgent { name }) = &cli.command {
         let password = accounts::generate_password();
         accounts::add_agent(&cli.accounts, name, &password)?;
@@ -101,7 +109,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StartupError::os("the async runtime", e))?;
     // Installed before the embedded simulator's directory exists: SIGTERM/SIGINT from here on
     // end in the drops below (orders cancelled at BankID, the directory removed).
     let mut stop = {
@@ -121,14 +129,14 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     let backend =
         Backend::resolve(cli.config.as_deref(), policy, cli.simulator, 0.5).map_err(|e| {
-            if matches!(e, BackendError::NotConfigured) {
+            StartupError::Backend(if matches!(e, BackendError::NotConfigured) {
                 format!(
                     "--listen {} is not a loopback address, so the embedded simulator is not used without asking: {e}",
                     cli.listen
                 )
             } else {
                 e.to_string()
-            }
+            })
         })?;
     let label = match &backend.config.endpoint {
         _ if backend.is_simulated() => "simulator".to_string(),
@@ -136,7 +144,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Endpoint::Production => "BankID".to_string(),
         Endpoint::Custom { url, .. } => url.clone(),
     };
-    let engine = Engine::new(backend.config.clone()).map_err(|e| e.to_string())?;
+    let engine = Engine::new(backend.config.clone())?;
     let tls = match (&cli.tls_cert, &cli.tls_key) {
         (Some(c), Some(k)) => Some(bankid_agent::tls_config(c, k)?),
         _ => None,
@@ -153,8 +161,10 @@ fn run(cli: Cli) -> Result<(), String> {
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(cli.listen)
             .await
-            .map_err(|e| format!("listen on {}: {e}", cli.listen))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            .map_err(|e| StartupError::os(format!("listen on {}", cli.listen), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartupError::os(format!("listen on {}", cli.listen), e))?;
         if backend.is_simulated() {
             println!("BankID: embedded simulator (no BankID configured) — simulated, no real identities");
         } else {
@@ -175,7 +185,9 @@ fn run(cli: Cli) -> Result<(), String> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("open {scheme}://{addr}/ and log in");
         tokio::select! {
-            r = bankid_agent::serve(listener, app.clone(), tls) => r.map_err(|e| e.to_string()),
+            r = bankid_agent::serve(listener, app.clone(), tls) => {
+                r.map_err(|e| StartupError::os(format!("serving on {addr}"), e))
+            }
             _ = stop.recv() => {
                 println!("stopping: cancelling pending identifications");
                 Ok(())
@@ -196,11 +208,12 @@ struct Shutdown {
 
 impl Shutdown {
     /// Installs the handlers; needs a runtime context.
-    fn install() -> Result<Shutdown, String> {
+    fn install() -> Result<Shutdown, StartupError> {
         use tokio::signal::unix::{signal, SignalKind};
+        let signals = |e| StartupError::os("signals", e);
         Ok(Shutdown {
-            term: signal(SignalKind::terminate()).map_err(|e| format!("signals: {e}"))?,
-            int: signal(SignalKind::interrupt()).map_err(|e| format!("signals: {e}"))?,
+            term: signal(SignalKind::terminate()).map_err(signals)?,
+            int: signal(SignalKind::interrupt()).map_err(signals)?,
         })
     }
 

@@ -1,8 +1,11 @@
-//! What the agent reads about an order: the line, the step while pending and the fraud flag,
-//! as the library's one table per BankID code says them ([`bankid::messages::guidance`]).
+//! What the agent reads: about an order, the line, the step while pending and the fraud flag,
+//! as the library's one table per BankID code says them ([`bankid::messages::guidance`]); and
+//! in the simulator banner, what each test person does, in both languages.
 
 use bankid::messages::Text;
 use bankid::order::OrderView;
+use bankid::rp::HintCode;
+use serde::Serialize;
 
 /// The agent's view of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,5 +25,131 @@ pub fn for_order(v: &OrderView) -> AgentText {
         step: g.step.map_or("", |s| s.as_str()),
         text: g.agent,
         fraud_warning: g.fraud_warning,
+    }
+}
+
+/// A simulated person shown in the banner when BankID is the embedded simulator.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestPerson {
+    /// 12 digits (test data, not a real person).
+    pub personal_number: String,
+    /// Full name.
+    pub name: String,
+    /// What happens, in both languages.
+    pub behaviour: Text,
+}
+
+/// The simulator's test persons with behaviour in both languages.
+pub fn simulator_persons() -> Vec<TestPerson> {
+    bankid_sim::TEST_PERSONS
+        .iter()
+        .map(|p| TestPerson {
+            personal_number: p.personal_number.to_string(),
+            name: format!("{} {}", p.given_name, p.surname),
+            behaviour: behaviour(&SimOutcome::parse(p.outcome)),
+        })
+        .collect()
+}
+
+/// How a simulated person's orders end: the simulator's outcome key (`complete`, `slow`, or
+/// the `hintCode` of the failed status), typed so the table below names every BankID code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimOutcome {
+    /// Identifies.
+    Complete,
+    /// Identifies, taking longer over each step.
+    Slow,
+    /// Ends `failed` with this hint code.
+    Fails(HintCode),
+}
+
+impl SimOutcome {
+    /// The simulator's outcome key.
+    pub fn parse(key: &str) -> SimOutcome {
+        match key {
+            "complete" => SimOutcome::Complete,
+            "slow" => SimOutcome::Slow,
+            code => SimOutcome::Fails(HintCode::from(code)),
+        }
+    }
+}
+
+/// What the banner says a simulated person does.
+pub fn behaviour(outcome: &SimOutcome) -> Text {
+    let fails = match outcome {
+        SimOutcome::Complete => return Text::new("identifierar sig", "identifies"),
+        SimOutcome::Slow => return Text::new("tar god tid på sig", "takes their time"),
+        SimOutcome::Fails(code) => code,
+    };
+    let (sv, en) = match fails {
+        HintCode::UserCancel => ("avbryter i appen", "cancels in the app"),
+        HintCode::UserDeclinedCall => (
+            "nekar samtalet (möjligt bedrägeri)",
+            "declines the call (possible fraud)",
+        ),
+        HintCode::ExpiredTransaction => ("öppnar aldrig appen", "never opens the app"),
+        HintCode::CertificateErr => ("har ett spärrat BankID", "has a blocked BankID"),
+        HintCode::StartFailed => ("har ingen BankID-app", "has no BankID app"),
+        HintCode::NotSupportedByUserApp => ("har för gammal app", "has an app too old"),
+        HintCode::TransactionRiskBlocked => ("stoppas av BankID", "is stopped by BankID"),
+        HintCode::Cancelled => (
+            "avbryts av en nyare beställning",
+            "is cancelled by a newer order",
+        ),
+        // Pending codes as a final outcome, and codes this version does not know: only a
+        // hand-made scenario ends like that, and the simulator's README explains it.
+        HintCode::OutstandingTransaction
+        | HintCode::NoClient
+        | HintCode::Started
+        | HintCode::UserCallConfirm
+        | HintCode::UserMrtd
+        | HintCode::UserSign
+        | HintCode::Processing
+        | HintCode::Unknown(_) => ("se simulatorns README", "see the simulator's README"),
+    };
+    Text::new(sv, en)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const README: Text = Text::new("se simulatorns README", "see the simulator's README");
+
+    #[test]
+    fn every_test_person_has_a_behaviour_in_swedish_and_english() {
+        let persons = simulator_persons();
+        assert_eq!(persons.len(), bankid_sim::TEST_PERSONS.len());
+        for p in &persons {
+            assert!(!p.behaviour.sv.is_empty() && !p.behaviour.en.is_empty());
+            assert_ne!(p.behaviour, README, "{}: no own text", p.name);
+            assert_ne!(p.behaviour.sv, p.behaviour.en, "{}: untranslated", p.name);
+        }
+    }
+
+    #[test]
+    fn every_failing_hint_code_has_its_own_text() {
+        for code in [
+            "userCancel",
+            "userDeclinedCall",
+            "expiredTransaction",
+            "certificateErr",
+            "startFailed",
+            "notSupportedByUserApp",
+            "transactionRiskBlocked",
+            "cancelled",
+        ] {
+            let outcome = SimOutcome::parse(code);
+            assert!(
+                !matches!(outcome, SimOutcome::Fails(HintCode::Unknown(_))),
+                "{code}"
+            );
+            let t = behaviour(&outcome);
+            assert_ne!(t, README, "{code}");
+            assert!(!t.sv.is_empty() && !t.en.is_empty(), "{code}");
+        }
+        assert_eq!(behaviour(&SimOutcome::parse("somethingNew")), README);
+        assert_eq!(SimOutcome::parse("slow"), SimOutcome::Slow);
     }
 }

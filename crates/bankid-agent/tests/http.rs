@@ -571,7 +571,9 @@ async fn https_marks_the_session_cookie_secure() {
     let cookie = r.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
-    let bad = bankid_agent::tls_config(&dir.join("missing.pem"), &dir.join("key.pem")).unwrap_err();
+    let bad = bankid_agent::tls_config(&dir.join("missing.pem"), &dir.join("key.pem"))
+        .unwrap_err()
+        .to_string();
     assert!(bad.contains("missing.pem"), "{bad}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

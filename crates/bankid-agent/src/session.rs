@@ -1,0 +1,452 @@
+//! Who is asking: agent sessions behind an `HttpOnly; SameSite=Strict` cookie, the per-session
+//! CSRF token, the same-origin check, and the extractors that apply them — so a handler that
+//! takes an [`Agent`] cannot run for a request that is not logged in, cross-site or (for
+//! anything but GET) without the session's `X-CSRF-Token`.
+//!
+//! Also the routes that make and end sessions: `/api/session`, `/api/login`, `/api/logout`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::body::ApiJson;
+use crate::error::{ApiError, ApiResult};
+use crate::{lock, orders, random_token, App};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "bankid_agent_session";
+
+struct Session {
+    agent: String,
+    csrf: String,
+    last_seen: Instant,
+}
+
+/// The logged-in sessions, by cookie token.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    by_token: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// A new session for `agent`: (cookie token, CSRF token).
+    pub(crate) fn start(&self, agent: &str) -> (String, String) {
+        let token = random_token(32);
+        let csrf = random_token(32);
+        lock(&self.by_token).insert(
+            token.clone(),
+            Session {
+                agent: agent.to_string(),
+                csrf: csrf.clone(),
+                last_seen: Instant::now(),
+            },
+        );
+        (token, csrf)
+    }
+
+    /// Ends the session `token` (nothing if there is none).
+    pub(crate) fn end(&self, token: &str) {
+        lock(&self.by_token).remove(token);
+    }
+
+    /// Whether `agent` has a session left (in another browser).
+    pub(crate) fn any_of(&self, agent: &str) -> bool {
+        lock(&self.by_token).values().any(|s| s.agent == agent)
+    }
+
+    /// The session `token`, refreshed; `None` if absent or idle longer than `idle`.
+    fn touch(&self, token: &str, idle: Duration) -> Option<Agent> {
+        let mut sessions = lock(&self.by_token);
+        let s = sessions.get_mut(token)?;
+        if s.last_seen.elapsed() > idle {
+            sessions.remove(token);
+            return None;
+        }
+        s.last_seen = Instant::now();
+        Some(Agent {
+            token: token.to_string(),
+            name: s.agent.clone(),
+            csrf: s.csrf.clone(),
+        })
+    }
+
+    /// Ends sessions idle longer than `idle`.
+    pub(crate) fn prune(&self, idle: Duration) {
+        lock(&self.by_token).retain(|_, s| s.last_seen.elapsed() <= idle);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock(&self.by_token).len()
+    }
+}
+
+/// The session cookie for `token`.
+fn cookie(token: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// The cookie that makes the browser forget the session.
+fn clear_cookie(secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+}
+
+fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Compares in time independent of where the strings differ (the CSRF token is a secret).
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A state-changing request must come from this origin: `Origin` (when the browser sends it)
+/// must name the host the request was sent to, and `Sec-Fetch-Site` must not say otherwise.
+fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site != "same-origin" && site != "none" {
+            return Err(ApiError::CrossOrigin);
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().map_err(|_| ApiError::CrossOrigin)?;
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let bare = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .unwrap_or("");
+        if bare != host {
+            return Err(ApiError::CrossOrigin);
+        }
+    }
+    Ok(())
+}
+
+/// The request comes from this origin (for login, which has no session yet to hold a CSRF
+/// token; `SameSite=Strict` and this check keep other sites from logging a browser in).
+pub struct SameOrigin;
+
+impl<S: Sync> FromRequestParts<S> for SameOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<SameOrigin> {
+        check_origin(&parts.headers).map(|()| SameOrigin)
+    }
+}
+
+/// The logged-in agent of a request. Extracting it checks, for anything but GET, the origin
+/// and the CSRF token too.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    token: String,
+    /// The canonical (lower-case) agent name.
+    pub name: String,
+    csrf: String,
+}
+
+impl Agent {
+    fn from_parts(parts: &Parts, app: &App) -> ApiResult<Agent> {
+        let state_changing = parts.method != Method::GET;
+        if state_changing {
+            check_origin(&parts.headers)?;
+        }
+        let agent = session_token(&parts.headers)
+            .and_then(|t| app.sessions.touch(&t, app.opts.session_idle))
+            .ok_or(ApiError::NotLoggedIn)?;
+        if state_changing {
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !same(sent, &agent.csrf) {
+                return Err(ApiError::Csrf);
+            }
+        }
+        Ok(agent)
+    }
+}
+
+impl FromRequestParts<Arc<App>> for Agent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<Agent> {
+        Agent::from_parts(parts, app)
+    }
+}
+
+/// `Option<Agent>`: `None` when not logged in; other refusals stay refusals.
+impl OptionalFromRequestParts<Arc<App>> for Agent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<Option<Agent>> {
+        match Agent::from_parts(parts, app) {
+            Ok(a) => Ok(Some(a)),
+            Err(ApiError::NotLoggedIn) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// `/api/session`, `/api/login`, `/api/logout`.
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/api/session", get(get_session))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+}
+
+fn session_json(app: &App, agent: Option<(&str, &str)>) -> serde_json::Value {
+    json!({
+        "loggedIn": agent.is_some(),
+        "agent": agent.map(|a| a.0),
+        "csrf": agent.map(|a| a.1),
+        "backend": app.opts.backend_label,
+        "simulated": app.opts.simulated.is_some(),
+        "testPersons": app.opts.simulated,
+    })
+}
+
+async fn get_session(State(app): State<Arc<App>>, agent: Option<Agent>) -> Json<serde_json::Value> {
+    Json(session_json(
+        &app,
+        agent.as_ref().map(|a| (a.name.as_str(), a.csrf.as_str())),
+    ))
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(app): State<Arc<App>>,
+    _: SameOrigin,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
+    let key = req.username.trim().to_ascii_lowercase();
+    if key.is_empty() || key.len() > 64 {
+        return Err(ApiError::BadRequest("give a user name"));
+    }
+    if let Err(retry_after) = app.login_failures.check(&key) {
+        log::warn!("login for {key}: refused, too many failed attempts");
+        return Err(ApiError::TooManyLogins { retry_after });
+    }
+    let verifier = app.clone();
+    let (user, password) = (req.username, req.password);
+    let verified =
+        tokio::task::spawn_blocking(move || verifier.opts.accounts.verify(&user, &password))
+            .await
+            .map_err(|e| {
+                log::error!("verifying a password: {e}");
+                ApiError::Internal("login failed")
+            })?;
+    let Some(name) = verified else {
+        app.login_failures.record(&key);
+        log::warn!("login for {key}: wrong name or password");
+        return Err(ApiError::BadCredentials);
+    };
+    app.login_failures.clear(&key);
+    // A fresh session id at every login (no fixation), and the old one, if any, ended.
+    if let Some(old) = session_token(&headers) {
+        app.sessions.end(&old);
+    }
+    let (token, csrf) = app.sessions.start(&name);
+    log::info!("agent {name} logged in");
+    let mut resp = Json(session_json(&app, Some((&name, &csrf)))).into_response();
+    let cookie = HeaderValue::from_str(&cookie(&token, app.opts.secure_cookies))
+        .map_err(|_| ApiError::Internal("login failed"))?;
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(resp)
+}
+
+async fn logout(State(app): State<Arc<App>>, agent: Agent) -> ApiResult<Response> {
+    app.sessions.end(&agent.token);
+    if !app.sessions.any_of(&agent.name) {
+        orders::cancel_pending_of(&app, &agent.name);
+    }
+    log::info!("agent {} logged out", agent.name);
+    let mut resp = Json(session_json(&app, None)).into_response();
+    let cookie = HeaderValue::from_str(&clear_cookie(app.opts.secure_cookies))
+        .map_err(|_| ApiError::Internal("logout failed"))?;
+    resp.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_app as app;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    /// A tiny router: GET and POST `/who` answer the agent's name.
+    fn who(app: &Arc<App>) -> Router {
+        async fn name(agent: Agent) -> String {
+            agent.name
+        }
+        Router::new()
+            .route("/who", get(name).post(name))
+            .with_state(app.clone())
+    }
+
+    fn request(method: &str, cookie: Option<&str>, csrf: Option<&str>) -> Request<Body> {
+        let mut b = Request::builder()
+            .method(method)
+            .uri("/who")
+            .header(header::HOST, "agent.example");
+        if let Some(t) = cookie {
+            b = b.header(header::COOKIE, format!("other=1; {COOKIE}={t}"));
+        }
+        if let Some(c) = csrf {
+            b = b.header("x-csrf-token", c);
+        }
+        b.body(Body::empty()).expect("a request")
+    }
+
+    async fn answer(app: &Arc<App>, req: Request<Body>) -> (StatusCode, String) {
+        let resp = who(app).oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .expect("a body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn code(body: &str) -> String {
+        serde_json::from_str::<serde_json::Value>(body).expect("JSON")["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn without_a_session_cookie_nobody_is_logged_in() {
+        let app = app();
+        let (status, body) = answer(&app, request("GET", None, None)).await;
+        assert_eq!(
+            (status.as_u16(), code(&body).as_str()),
+            (401, "not_logged_in")
+        );
+        let (status, body) = answer(&app, request("GET", Some("made-up"), None)).await;
+        assert_eq!(
+            (status.as_u16(), code(&body).as_str()),
+            (401, "not_logged_in")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_valid_session_is_the_agent_and_get_needs_no_csrf_token() {
+        let app = app();
+        let (token, _) = app.sessions.start("anna");
+        let (status, body) = answer(&app, request("GET", Some(&token), None)).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "anna"));
+    }
+
+    #[tokio::test]
+    async fn a_post_needs_the_sessions_own_csrf_token() {
+        let app = app();
+        let (token, csrf) = app.sessions.start("anna");
+        let (_, other_csrf) = app.sessions.start("bertil");
+        for sent in [None, Some(""), Some("wrong"), Some(other_csrf.as_str())] {
+            let (status, body) = answer(&app, request("POST", Some(&token), sent)).await;
+            assert_eq!(
+                (status.as_u16(), code(&body).as_str()),
+                (403, "csrf"),
+                "{sent:?}"
+            );
+        }
+        let (status, body) = answer(&app, request("POST", Some(&token), Some(&csrf))).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "anna"));
+    }
+
+    #[tokio::test]
+    async fn a_cross_origin_post_is_refused_even_with_the_right_token() {
+        let app = app();
+        let (token, csrf) = app.sessions.start("anna");
+        for (name, value) in [
+            ("origin", "https://evil.example"),
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site"),
+            ("sec-fetch-site", "same-site"),
+        ] {
+            let mut req = request("POST", Some(&token), Some(&csrf));
+            req.headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+            let (status, body) = answer(&app, req).await;
+            assert_eq!(
+                (status.as_u16(), code(&body).as_str()),
+                (403, "cross_origin"),
+                "{name}: {value}"
+            );
+        }
+        let mut same_site = request("POST", Some(&token), Some(&csrf));
+        same_site.headers_mut().insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://agent.example"),
+        );
+        same_site
+            .headers_mut()
+            .insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert_eq!(answer(&app, same_site).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn an_idle_or_ended_session_is_gone() {
+        let app = app();
+        let (token, _) = app.sessions.start("anna");
+        assert!(app.sessions.touch(&token, Duration::ZERO).is_none());
+        assert_eq!(app.sessions.len(), 0, "an idle session is removed on sight");
+        let (token, _) = app.sessions.start("anna");
+        assert!(app.sessions.any_of("anna"));
+        app.sessions.end(&token);
+        assert!(!app.sessions.any_of("anna"));
+        let (status, _) = answer(&app, request("GET", Some(&token), None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_strict_and_secure_when_asked() {
+        assert_eq!(
+            cookie("t", false),
+            "bankid_agent_session=t; Path=/; HttpOnly; SameSite=Strict"
+        );
+        assert!(cookie("t", true).ends_with("; Secure"));
+        assert!(clear_cookie(true).contains("Max-Age=0"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; bankid_agent_session="),
+        );
+        assert_eq!(session_token(&h), None, "an empty cookie is no session");
+    }
+}
