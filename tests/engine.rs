@@ -648,3 +648,49 @@ fn orders_per_number_are_limited_across_callers() {
     assert!(e.to_string().contains("last hour"), "{e}");
     assert_eq!(env.lab.orders().len(), 2);
 }
+
+#[test]
+fn a_failed_hint_code_bankid_adds_one_day_keeps_its_text_and_gets_the_generic_message() {
+    let env = common::sim();
+    env.lab.set_scenario(
+        "198503121116",
+        Scenario {
+            steps: vec![Step {
+                hint_code: "someFuturePendingHint".into(),
+                ms: 1_000,
+            }],
+            outcome: "someFutureFailedHint".into(),
+        },
+    );
+    let engine = Engine::new(env.config()).unwrap();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    let v = wait_final(&engine, id);
+    assert_eq!(v.state, State::Failed);
+    assert_eq!(
+        v.hint_code,
+        Some(HintCode::Unknown("someFutureFailedHint".into()))
+    );
+    // BankID's rule for an unknown failed code: RFA22 ("Something went wrong").
+    assert_eq!(v.message.id, "RFA22");
+    assert_eq!(v.result_text, "Identification failed");
+    // Failed at BankID: nothing was left for the engine to cancel.
+    assert!(env.lab.orders().iter().all(|o| !o.cancelled_by_rp));
+}
+
+#[test]
+fn a_date_only_bank_id_issue_date_is_kept_as_bankid_sent_it() {
+    let env = common::sim();
+    for (date, expected) in [(Some("2024-01-15"), "2024-01-15"), (None, "2024-01-15Z")] {
+        env.lab.set_issue_date("198503121116", date);
+        let engine = Engine::new(env.config()).unwrap();
+        let id = engine
+            .start(&pnr("198503121116"), StartOptions::default())
+            .unwrap();
+        let v = wait_final(&engine, id);
+        assert_eq!(v.state, State::Complete, "{date:?}");
+        assert_eq!(v.completion.unwrap().bank_id_issue_date, expected);
+        engine.release(id).unwrap();
+    }
+}
