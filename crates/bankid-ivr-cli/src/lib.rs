@@ -3,6 +3,13 @@
 //!
 //! - [`agi`]: the AGI protocol (replies, commands, quoting), apart from the FastAGI call flow.
 //! - [`backend`]: where BankID is (a configured service or an embedded simulator).
+//! - [`flow`]: Cally Square exports — the format, `flow check`'s rules (each its own function
+//!   with its own tests), and `flow run`.
+//! - [`hook`]: `libbankid.so` loaded and driven through its C ABI, as an IVR plug-in would.
+//! - [`prompts`]: the audio prompts and their texts.
 
 pub mod agi;
 pub mod backend;
+pub mod flow;
+pub mod hook;
+pub mod prompts;

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bankid::messages::Language;
 
+use crate::backend::{Backend, SimulatorPolicy};
 use crate::hook::{self, Hook};
-use bankid_ivr_cli::backend::{Backend, SimulatorPolicy};
 
 /// `flow check FILE…`: prints every problem; exit 0 only when all files are clean.
 pub fn check_files(files: &[PathBuf]) -> i32 {
