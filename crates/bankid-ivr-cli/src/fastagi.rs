@@ -33,6 +33,7 @@ use bankid::{Engine, Personnummer, StartOptions, State};
 
 use bankid_ivr_cli::agi::{self, Command, Environment, LineBuffer, Reply, ReplyParser, VarName};
 use bankid_ivr_cli::backend::{Backend, SimulatorPolicy};
+use bankid_ivr_cli::exit;
 
 /// The `GET DATA` timeout given to Asterisk, in milliseconds.
 const GET_DATA_TIMEOUT_MS: u64 = 10_000;
@@ -81,6 +82,58 @@ pub struct Args {
     pub reply_deadline_ms: u64,
 }
 
+/// Why an `--allow` value is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CidrError {
+    /// The address part is not an address; the value.
+    NotAnAddress(String),
+    /// The prefix is not 0 to `max`.
+    BadPrefix {
+        /// The value.
+        value: String,
+        /// 32 or 128.
+        max: u8,
+    },
+    /// Bits are set beyond the prefix (`10.0.0.5/24`).
+    HostBits {
+        /// The value.
+        value: String,
+        /// The network the prefix gives.
+        network: IpAddr,
+        /// The address as written.
+        addr: IpAddr,
+        /// The prefix.
+        prefix: u8,
+        /// 32 or 128.
+        max: u8,
+    },
+}
+
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CidrError::NotAnAddress(s) => {
+                write!(f, "{s:?}: not an IPv4 or IPv6 address (ADDR/PREFIX)")
+            }
+            CidrError::BadPrefix { value, max } => {
+                write!(f, "{value:?}: the prefix must be 0 to {max}")
+            }
+            CidrError::HostBits {
+                value,
+                network,
+                addr,
+                prefix,
+                max,
+            } => write!(
+                f,
+                "{value:?}: bits set beyond /{prefix}; write {network}/{prefix} for the network or {addr}/{max} for the host"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CidrError {}
+
 /// An address block, `ADDR/PREFIX` (a bare address is a single host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -91,7 +144,7 @@ pub struct Cidr {
 impl Cidr {
     /// Parses `10.0.0.7/32`, `10.0.0.0/24`, `::1/128`, `fd00::/8` or a bare address. Bits set
     /// beyond the prefix (`10.0.0.5/24`) are refused: the intent is unclear.
-    pub fn parse(s: &str) -> Result<Cidr, String> {
+    pub fn parse(s: &str) -> Result<Cidr, CidrError> {
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
@@ -99,7 +152,7 @@ impl Cidr {
         let addr: IpAddr = a
             .trim()
             .parse()
-            .map_err(|_| format!("{s:?}: not an IPv4 or IPv6 address (ADDR/PREFIX)"))?;
+            .map_err(|_| CidrError::NotAnAddress(s.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             None => max,
@@ -108,14 +161,21 @@ impl Cidr {
                 .parse::<u8>()
                 .ok()
                 .filter(|n| *n <= max)
-                .ok_or_else(|| format!("{s:?}: the prefix must be 0 to {max}"))?,
+                .ok_or_else(|| CidrError::BadPrefix {
+                    value: s.to_string(),
+                    max,
+                })?,
         };
         let cidr = Cidr { addr, prefix };
         let net = cidr.network();
         if net != addr {
-            return Err(format!(
-                "{s:?}: bits set beyond /{prefix}; write {net}/{prefix} for the network or {addr}/{max} for the host"
-            ));
+            return Err(CidrError::HostBits {
+                value: s.to_string(),
+                network: net,
+                addr,
+                prefix,
+                max,
+            });
         }
         Ok(cidr)
     }
@@ -610,7 +670,7 @@ async fn serve(
         slots.acquire_many(all),
     )
     .await;
-    0
+    exit::OK
 }
 
 /// SIGTERM and SIGINT.
@@ -634,19 +694,19 @@ pub fn run(args: Args) -> i32 {
         Some(l) => l,
         None => {
             eprintln!("bankid-ivr fastagi: --lang must be sv or en");
-            return 2;
+            return exit::USAGE;
         }
     };
     let var = match VarName::new(&args.var) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("bankid-ivr fastagi: --var: {e}");
-            return 2;
+            return exit::USAGE;
         }
     };
     if args.max_calls == 0 || args.max_calls > Semaphore::MAX_PERMITS {
         eprintln!("bankid-ivr fastagi: --max-calls must be at least 1");
-        return 2;
+        return exit::USAGE;
     }
     // One thread serves every call: each waits on Asterisk or on a 50 ms tick, nothing more.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -656,7 +716,7 @@ pub fn run(args: Args) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bankid-ivr fastagi: {e}");
-            return 2;
+            return exit::USAGE;
         }
     };
     // Signals from here on stop the server cleanly (the embedded simulator's directory too).
@@ -670,7 +730,7 @@ pub fn run(args: Args) -> i32 {
             (Ok(term), Ok(int)) => Signals { term, int },
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("bankid-ivr fastagi: signals: {e}");
-                return 2;
+                return exit::USAGE;
             }
         }
     };
@@ -683,21 +743,21 @@ pub fn run(args: Args) -> i32 {
         Ok(b) => b,
         Err(e) => {
             eprintln!("bankid-ivr fastagi: {e}");
-            return 2;
+            return exit::USAGE;
         }
     };
     let engine = match Engine::new(backend.config.clone()) {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!("bankid-ivr fastagi: {e}");
-            return 2;
+            return exit::USAGE;
         }
     };
     let listener = match rt.block_on(TcpListener::bind(args.listen)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("bankid-ivr fastagi: cannot listen on {}: {e}", args.listen);
-            return 2;
+            return exit::USAGE;
         }
     };
     let addr = listener
@@ -795,7 +855,20 @@ mod tests {
         }
         assert!(Cidr::parse("10.0.0.5/24")
             .unwrap_err()
+            .to_string()
             .contains("10.0.0.0/24"));
+        assert_eq!(
+            Cidr::parse("10.0.0.5/24").unwrap_err().to_string(),
+            "\"10.0.0.5/24\": bits set beyond /24; write 10.0.0.0/24 for the network or 10.0.0.5/32 for the host"
+        );
+        assert_eq!(
+            Cidr::parse("host/32").unwrap_err().to_string(),
+            "\"host/32\": not an IPv4 or IPv6 address (ADDR/PREFIX)"
+        );
+        assert_eq!(
+            Cidr::parse("::1/129").unwrap_err().to_string(),
+            "\"::1/129\": the prefix must be 0 to 128"
+        );
     }
 
     #[test]
