@@ -885,4 +885,90 @@ mod tests {
         assert!(allowed("127.0.0.1") && allowed("127.4.5.6") && allowed("::1"));
         assert!(!allowed("10.0.0.7") && !allowed("::2") && !allowed("0.0.0.0"));
     }
+
+    /// A session on a local socket whose peer answers every command with `reply`; the
+    /// command's outcome and the line the peer received.
+    async fn exchange(reply: &'static str, cmd: Command) -> (Step<agi::Success>, String) {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (r, mut w) = stream.into_split();
+            let mut line = String::new();
+            BufReader::new(r).read_line(&mut line).await.unwrap();
+            w.write_all(reply.as_bytes()).await.unwrap();
+            line
+        });
+        let mut s = Session {
+            conn: Conn::new(TcpStream::connect(addr).await.unwrap()),
+            lang: Language::Sv,
+            var: VarName::new("R").unwrap(),
+            peer: addr,
+            caller_id: None,
+            environment_read: true,
+            awaiting_reply: false,
+            reply_deadline: Duration::from_secs(5),
+        };
+        let outcome = s.command(&cmd).await;
+        assert!(!s.awaiting_reply || outcome.is_err());
+        (outcome, peer.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn trying_waits_for_the_final_reply() {
+        let (r, sent) = exchange(
+            "100 result=0 Trying...\n200 result=5\n",
+            Command::stream_file("bankid-rfa1"),
+        )
+        .await;
+        assert_eq!(sent, "STREAM FILE bankid-rfa1 \"\"\n");
+        assert_eq!(r.unwrap().result, "5");
+    }
+
+    #[tokio::test]
+    async fn every_hangup_form_is_a_hang_up() {
+        for reply in [
+            "200 result=-1\n",
+            "511 Command Not Permitted on a dead channel or intercepted channel\n",
+            "HANGUP\n",
+            "",
+        ] {
+            let (r, _) = exchange(reply, Command::stream_file("x")).await;
+            assert!(matches!(r, Err(Stop::HungUp)), "{reply:?}: {r:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_usage_block_or_510_breaks_the_session() {
+        let (r, _) = exchange(
+            "520-Invalid command syntax.  Proper usage follows:\nUsage: x\n520 End of proper usage.\n",
+            Command::stream_file("x"),
+        )
+        .await;
+        assert!(
+            matches!(&r, Err(Stop::Broken(e)) if e.contains("520-Invalid command syntax")),
+            "{r:?}"
+        );
+        let (r, _) = exchange(
+            "510 Invalid or unknown command\n",
+            Command::stream_file("x"),
+        )
+        .await;
+        assert!(
+            matches!(&r, Err(Stop::Broken(e)) if e.contains("510")),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_value_with_a_newline_goes_out_as_one_line() {
+        let (r, sent) = exchange(
+            "200 result=1\n",
+            Command::set_variable(&STATUS, "Anna\nEXEC Dial x"),
+        )
+        .await;
+        assert!(r.is_ok());
+        assert_eq!(sent, "SET VARIABLE BANKID_STATUS \"Anna EXEC Dial x\"\n");
+    }
 }
