@@ -37,7 +37,7 @@ pub const MAX_ENV_LINES: usize = 128;
 /// Most lines accepted in one `520-` usage block (Asterisk's longest usage text has ~30).
 pub const MAX_USAGE_LINES: usize = 256;
 /// Most bytes kept of the script request and its arguments (the call's options).
-const MAX_REQUEST: usize = 4096;
+pub const MAX_REQUEST: usize = 4096;
 
 /// A peer broke the protocol or a limit.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,11 +8,10 @@
 //! BankID ask that person to confirm a call with us. So only `--allow`ed peers (default:
 //! loopback) get a byte read, and nothing a peer sends can exhaust the process: lines are at
 //! most [`agi::MAX_LINE`] bytes, the AGI environment at most [`agi::MAX_ENV_LINES`] lines and
-//! has a
-//! deadline, every command's reply has a deadline, and at most `--max-calls` calls run at once
-//! (one task each on one async thread; beyond the cap a connection is closed at once). On
-//! SIGTERM/SIGINT it stops accepting, cancels every pending order at BankID, tells live calls
-//! `BANKID_STATUS=error`, and exits 0.
+//! has a deadline, every command's reply has a deadline, and at most `--max-calls` calls run
+//! at once (one task each on one async thread; beyond the cap a connection is closed at once).
+//! On SIGTERM/SIGINT it stops accepting, cancels every pending order at BankID, tells live
+//! calls `BANKID_STATUS=error`, and exits 0.
 //!
 //! The protocol itself (lines, replies, command bytes and their quoting) is
 //! [`bankid_ivr_cli::agi`]; this file is the call flow and the server around it.
