@@ -7,11 +7,14 @@
 //! FastAGI has no authentication: whoever reaches the port can key in anybody's number and make
 //! BankID ask that person to confirm a call with us. So only `--allow`ed peers (default:
 //! loopback) get a byte read, and nothing a peer sends can exhaust the process: lines are at
-//! most [`MAX_LINE`] bytes, the AGI environment at most [`MAX_ENV_LINES`] lines and has a
-//! deadline, every command's reply has a deadline, and at most `--max-calls` calls run at once
-//! (one task each on one async thread; beyond the cap a connection is closed at once). On
-//! SIGTERM/SIGINT it stops accepting, cancels every pending order at BankID, tells live calls
-//! `BANKID_STATUS=error`, and exits 0.
+//! most [`agi::MAX_LINE`] bytes, the AGI environment at most [`agi::MAX_ENV_LINES`] lines and
+//! has a deadline, every command's reply has a deadline, and at most `--max-calls` calls run
+//! at once (one task each on one async thread; beyond the cap a connection is closed at once).
+//! On SIGTERM/SIGINT it stops accepting, cancels every pending order at BankID, tells live
+//! calls `BANKID_STATUS=error`, and exits 0.
+//!
+//! The protocol itself (lines, replies, command bytes and their quoting) is
+//! [`bankid_ivr_cli::agi`]; this file is the call flow and the server around it.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -28,11 +31,9 @@ use bankid::messages::Language;
 use bankid::{Engine, Personnummer, StartOptions, State};
 
 use bankid_backend::{Backend, SimulatorPolicy};
+use bankid_ivr_cli::agi::{self, Command, Environment, LineBuffer, Reply, ReplyParser, VarName};
+use bankid_ivr_cli::exit;
 
-/// Longest line accepted from Asterisk, newline included; a longer one closes the connection.
-pub const MAX_LINE: usize = 8 * 1024;
-/// Most `agi_*` lines accepted in a session's environment (Asterisk sends about 25).
-pub const MAX_ENV_LINES: usize = 128;
 /// The `GET DATA` timeout given to Asterisk, in milliseconds.
 const GET_DATA_TIMEOUT_MS: u64 = 10_000;
 /// How long a call may take to hear that the server is stopping.
@@ -80,6 +81,58 @@ pub struct Args {
     pub reply_deadline_ms: u64,
 }
 
+/// Why an `--allow` value is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CidrError {
+    /// The address part is not an address; the value.
+    NotAnAddress(String),
+    /// The prefix is not 0 to `max`.
+    BadPrefix {
+        /// The value.
+        value: String,
+        /// 32 or 128.
+        max: u8,
+    },
+    /// Bits are set beyond the prefix (`10.0.0.5/24`).
+    HostBits {
+        /// The value.
+        value: String,
+        /// The network the prefix gives.
+        network: IpAddr,
+        /// The address as written.
+        addr: IpAddr,
+        /// The prefix.
+        prefix: u8,
+        /// 32 or 128.
+        max: u8,
+    },
+}
+
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CidrError::NotAnAddress(s) => {
+                write!(f, "{s:?}: not an IPv4 or IPv6 address (ADDR/PREFIX)")
+            }
+            CidrError::BadPrefix { value, max } => {
+                write!(f, "{value:?}: the prefix must be 0 to {max}")
+            }
+            CidrError::HostBits {
+                value,
+                network,
+                addr,
+                prefix,
+                max,
+            } => write!(
+                f,
+                "{value:?}: bits set beyond /{prefix}; write {network}/{prefix} for the network or {addr}/{max} for the host"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CidrError {}
+
 /// An address block, `ADDR/PREFIX` (a bare address is a single host).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -90,7 +143,7 @@ pub struct Cidr {
 impl Cidr {
     /// Parses `10.0.0.7/32`, `10.0.0.0/24`, `::1/128`, `fd00::/8` or a bare address. Bits set
     /// beyond the prefix (`10.0.0.5/24`) are refused: the intent is unclear.
-    pub fn parse(s: &str) -> Result<Cidr, String> {
+    pub fn parse(s: &str) -> Result<Cidr, CidrError> {
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
@@ -98,7 +151,7 @@ impl Cidr {
         let addr: IpAddr = a
             .trim()
             .parse()
-            .map_err(|_| format!("{s:?}: not an IPv4 or IPv6 address (ADDR/PREFIX)"))?;
+            .map_err(|_| CidrError::NotAnAddress(s.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             None => max,
@@ -107,14 +160,21 @@ impl Cidr {
                 .parse::<u8>()
                 .ok()
                 .filter(|n| *n <= max)
-                .ok_or_else(|| format!("{s:?}: the prefix must be 0 to {max}"))?,
+                .ok_or_else(|| CidrError::BadPrefix {
+                    value: s.to_string(),
+                    max,
+                })?,
         };
         let cidr = Cidr { addr, prefix };
         let net = cidr.network();
         if net != addr {
-            return Err(format!(
-                "{s:?}: bits set beyond /{prefix}; write {net}/{prefix} for the network or {addr}/{max} for the host"
-            ));
+            return Err(CidrError::HostBits {
+                value: s.to_string(),
+                network: net,
+                addr,
+                prefix,
+                max,
+            });
         }
         Ok(cidr)
     }
@@ -179,49 +239,6 @@ enum Stop {
 
 type Step<T> = Result<T, Stop>;
 
-/// One AGI reply: `200 result=N (data)`.
-#[derive(Debug)]
-struct Reply {
-    result: String,
-    /// The parenthesised part, e.g. `timeout`.
-    #[allow(dead_code)]
-    data: Option<String>,
-}
-
-fn parse_reply(line: &str) -> Step<Reply> {
-    let line = line.trim_end();
-    if line == "HANGUP" {
-        return Err(Stop::HungUp);
-    }
-    let (code, rest) = line.split_once(' ').unwrap_or((line, ""));
-    match code {
-        "200" => {
-            let rest = rest.trim();
-            let value = rest
-                .strip_prefix("result=")
-                .ok_or_else(|| Stop::Broken(format!("unexpected reply {:?}", short(line))))?;
-            let (result, data) = match value.split_once(' ') {
-                Some((r, d)) => (
-                    r.to_string(),
-                    Some(
-                        d.trim()
-                            .trim_start_matches('(')
-                            .trim_end_matches(')')
-                            .to_string(),
-                    ),
-                ),
-                None => (value.to_string(), None),
-            };
-            if result == "-1" {
-                return Err(Stop::HungUp);
-            }
-            Ok(Reply { result, data })
-        }
-        "511" => Err(Stop::HungUp),
-        _ => Err(Stop::Broken(format!("Asterisk answered {:?}", short(line)))),
-    }
-}
-
 /// At most 80 characters of something a peer sent, for a log line.
 fn short(s: &str) -> String {
     s.chars().take(80).collect()
@@ -232,34 +249,41 @@ struct Settings {
     allow: Vec<Cidr>,
     max_calls: usize,
     lang: Language,
-    var: String,
+    var: VarName,
     attempts: u32,
     order_timeout: Duration,
     env_deadline: Duration,
     reply_deadline: Duration,
 }
 
-/// One call's connection. The line buffer lives here, not in a read: bytes of a line that
-/// arrives in pieces (`HANG`, then `UP\n`) are kept across reads, watches and their timeouts.
+/// One call's connection: the stream, the bytes of a line not yet complete and the reply
+/// parser's state. Both live here, not in a read: a line that arrives in pieces (`HANG`, then
+/// `UP\n`) or a reply that spans lines is kept across reads, watches and their timeouts.
 struct Conn {
     stream: TcpStream,
-    buf: Vec<u8>,
+    lines: LineBuffer,
+    replies: ReplyParser,
+}
+
+fn broken(e: agi::Error) -> Stop {
+    Stop::Broken(e.to_string())
 }
 
 impl Conn {
-    /// The next line without its line end. Cancel-safe: whatever was read stays in the buffer.
-    async fn read_line(&mut self) -> Step<String> {
+    fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            lines: LineBuffer::new(),
+            replies: ReplyParser::new(),
+        }
+    }
+
+    /// The next line without its line end; `None` at the end of the stream. Cancel-safe:
+    /// whatever was read stays in the buffer.
+    async fn read_line(&mut self) -> Step<Option<String>> {
         loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                if i + 1 > MAX_LINE {
-                    return Err(Stop::Broken(format!("a line longer than {MAX_LINE} bytes")));
-                }
-                let line: Vec<u8> = self.buf.drain(..=i).collect();
-                let text = String::from_utf8_lossy(&line);
-                return Ok(text.trim_end_matches(['\n', '\r']).to_string());
-            }
-            if self.buf.len() >= MAX_LINE {
-                return Err(Stop::Broken(format!("a line longer than {MAX_LINE} bytes")));
+            if let Some(line) = self.lines.next_line().map_err(broken)? {
+                return Ok(Some(line));
             }
             let mut chunk = [0u8; 4096];
             let n = self
@@ -268,36 +292,49 @@ impl Conn {
                 .await
                 .map_err(|e| Stop::Broken(e.to_string()))?;
             if n == 0 {
-                return Err(Stop::HungUp);
+                return Ok(None);
             }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.lines.push(&chunk[..n]);
+        }
+    }
+
+    /// The next reply (`100 Trying` included).
+    async fn read_reply(&mut self) -> Step<Reply> {
+        loop {
+            let Some(line) = self.read_line().await? else {
+                return Ok(self.replies.end_of_stream());
+            };
+            if let Some(reply) = self.replies.feed(&line).map_err(broken)? {
+                return Ok(reply);
+            }
         }
     }
 }
 
+/// `BANKID_STATUS`, the variable the dialplan branches on.
+const STATUS: VarName = VarName::from_static("BANKID_STATUS");
+
 struct Session {
     conn: Conn,
     lang: Language,
-    var: String,
+    var: VarName,
     peer: SocketAddr,
     /// The caller's number as Asterisk gives it (`agi_callerid`; `None` for `unknown`), for the
     /// per-caller-ID anti-vishing limit.
     caller_id: Option<String>,
     /// The AGI environment has been read: commands may be sent.
     environment_read: bool,
-    /// A command was sent and its reply has not been read yet.
+    /// A command was sent and its final reply has not been read yet.
     awaiting_reply: bool,
     reply_deadline: Duration,
 }
 
 impl Session {
-    async fn command(&mut self, cmd: &str) -> Step<Reply> {
-        let extra = if cmd.starts_with("GET DATA") {
-            Duration::from_millis(GET_DATA_TIMEOUT_MS)
-        } else {
-            Duration::ZERO
-        };
-        let deadline = self.reply_deadline + extra;
+    /// Sends `cmd` and waits for its final reply: a hang-up in any form (`200 result=-1`,
+    /// `511`, `HANGUP`, the end of the stream) is [`Stop::HungUp`]; any other reply but `200`
+    /// breaks the session.
+    async fn command(&mut self, cmd: &Command) -> Step<agi::Success> {
+        let deadline = self.reply_deadline + cmd.reply_allowance();
         let exchange = async {
             self.awaiting_reply = true;
             self.conn
@@ -306,78 +343,76 @@ impl Session {
                 .await
                 .map_err(|_| Stop::HungUp)?;
             loop {
-                let line = self.conn.read_line().await?;
-                if line.trim().is_empty() {
+                let reply = self.conn.read_reply().await?;
+                if !reply.is_final() {
                     continue;
                 }
                 self.awaiting_reply = false;
-                return parse_reply(&line);
+                return match reply {
+                    r if r.is_hangup() => Err(Stop::HungUp),
+                    Reply::Success(s) => Ok(s),
+                    r => Err(Stop::Broken(format!(
+                        "Asterisk answered {:?}",
+                        short(&r.to_string())
+                    ))),
+                };
             }
         };
-        let verb = cmd.split(' ').take(2).collect::<Vec<_>>().join(" ");
         timeout(deadline, exchange).await.map_err(|_| {
             Stop::Broken(format!(
-                "no reply to {verb} within {} ms",
+                "no reply to {} within {} ms",
+                cmd.verb(),
                 deadline.as_millis()
             ))
         })?
     }
 
     async fn play(&mut self, prompt: &str) -> Step<()> {
-        self.command(&format!("STREAM FILE {prompt} \"\""))
+        self.command(&Command::stream_file(prompt))
             .await
             .map(|_| ())
     }
 
-    async fn set_var(&mut self, name: &str, value: &str) -> Step<()> {
-        self.command(&set_variable(name, value)).await.map(|_| ())
+    async fn set_var(&mut self, name: &VarName, value: &str) -> Step<()> {
+        self.command(&Command::set_variable(name, value))
+            .await
+            .map(|_| ())
+    }
+
+    /// The result variable gets `result`, `BANKID_STATUS` gets `status`.
+    async fn set_result(&mut self, result: &str, status: &str) -> Step<()> {
+        let var = self.var.clone();
+        self.set_var(&var, result).await?;
+        self.set_var(&STATUS, status).await
     }
 
     /// Waits up to `d` for Asterisk to say something unprompted (only a hang-up is expected).
     async fn watch(&mut self, d: Duration) -> Step<()> {
         tokio::select! {
             line = self.conn.read_line() => match line? {
-                l if l.trim() == "HANGUP" => Err(Stop::HungUp),
-                _ => Ok(()),
+                None => Err(Stop::HungUp),
+                Some(l) => match self.conn.replies.feed(&l).map_err(broken)? {
+                    Some(Reply::Hangup) => Err(Stop::HungUp),
+                    _ => Ok(()),
+                },
             },
             _ = sleep(d) => Ok(()),
         }
     }
 
-    /// Reads the `agi_*` lines up to the empty line, within the deadline and the line cap;
-    /// returns the script request and arguments.
-    async fn read_environment(&mut self, deadline: Duration) -> Step<String> {
+    /// Reads the `agi_*` lines up to the empty line, within the deadline and the line cap.
+    async fn read_environment(&mut self, deadline: Duration) -> Step<Environment> {
         let until = Instant::now() + deadline;
         let read = async {
-            let mut request = String::new();
-            for _ in 0..MAX_ENV_LINES {
-                let line = self.conn.read_line().await?;
-                if line.is_empty() {
-                    return Ok(request);
-                }
-                let Some((k, v)) = line.split_once(": ") else {
-                    continue;
+            let mut env = Environment::default();
+            loop {
+                let Some(line) = self.conn.read_line().await? else {
+                    return Err(Stop::HungUp);
                 };
-                if (k == "agi_network_script" || k == "agi_request" || k.starts_with("agi_arg_"))
-                    && request.len() + v.len() < 4096
-                {
-                    request.push(',');
-                    request.push_str(v);
-                }
-                if k == "agi_callerid" {
-                    let v = v.trim();
-                    if !v.is_empty()
-                        && v != "unknown"
-                        && v.len() <= 64
-                        && v.chars().all(|c| !c.is_control())
-                    {
-                        self.caller_id = Some(v.to_string());
-                    }
+                if env.feed(&line).map_err(broken)? {
+                    return Ok(env);
                 }
             }
-            Err(Stop::Broken(format!(
-                "more than {MAX_ENV_LINES} AGI environment lines"
-            )))
         };
         timeout_at(until, read).await.map_err(|_| {
             Stop::Broken(format!(
@@ -386,11 +421,6 @@ impl Session {
             ))
         })?
     }
-}
-
-fn set_variable(name: &str, value: &str) -> String {
-    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("SET VARIABLE {name} \"{escaped}\"")
 }
 
 /// Releases the order when dropped: a hang-up, a broken connection or a shutdown anywhere
@@ -411,10 +441,7 @@ async fn serve_call(
     _slot: OwnedSemaphorePermit,
 ) {
     let mut s = Session {
-        conn: Conn {
-            stream,
-            buf: Vec::new(),
-        },
+        conn: Conn::new(stream),
         lang: settings.lang,
         var: settings.var.clone(),
         peer,
@@ -436,18 +463,20 @@ async fn serve_call(
         None if s.environment_read => {
             let failed = engine.config().result_failed.clone();
             let tell = async {
-                let var = s.var.clone();
                 let cmds = format!(
                     "{}\n{}\n",
-                    set_variable(&var, &failed),
-                    set_variable("BANKID_STATUS", "error")
+                    Command::set_variable(&s.var, &failed),
+                    Command::set_variable(&STATUS, "error")
                 );
+                // The reply to a command the session was waiting on comes first.
                 let expected = 2 + usize::from(s.awaiting_reply);
                 s.conn.stream.write_all(cmds.as_bytes()).await.ok()?;
                 let mut seen = 0;
                 while seen < expected {
-                    if !s.conn.read_line().await.ok()?.trim().is_empty() {
-                        seen += 1;
+                    match s.conn.read_reply().await.ok()? {
+                        Reply::EndOfStream => return None,
+                        r if r.is_final() => seen += 1,
+                        _ => {}
                     }
                 }
                 Some(())
@@ -463,18 +492,17 @@ async fn serve_call(
 }
 
 async fn session(s: &mut Session, engine: &Arc<Engine>, settings: &Settings) -> Step<&'static str> {
-    let request = s.read_environment(settings.env_deadline).await?;
+    let env = s.read_environment(settings.env_deadline).await?;
     s.environment_read = true;
+    s.caller_id = env.caller_id.clone();
     // Options from the script URL's query or the AGI arguments: lang=en, var=NAME.
-    for part in request.split(['?', '&', ',']) {
-        match part.split_once('=') {
-            Some(("lang", v)) => s.lang = Language::parse(v).unwrap_or(s.lang),
-            Some(("var", v))
-                if !v.is_empty()
-                    && v.len() <= 64
-                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                s.var = v.to_string()
+    for (k, v) in env.options() {
+        match k {
+            "lang" => s.lang = Language::parse(v).unwrap_or(s.lang),
+            "var" if v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                if let Ok(name) = VarName::new(v) {
+                    s.var = name;
+                }
             }
             _ => {}
         }
@@ -491,9 +519,11 @@ async fn identify(
     let mut pnr = None;
     for _ in 0..settings.attempts.max(1) {
         let reply = s
-            .command(&format!(
-                "GET DATA bankid-enter-pnr {GET_DATA_TIMEOUT_MS} 12"
-            ))
+            .command(&Command::GetData {
+                file: "bankid-enter-pnr".into(),
+                timeout_ms: GET_DATA_TIMEOUT_MS,
+                max_digits: 12,
+            })
             .await?;
         let digits: String = reply.result.chars().filter(char::is_ascii_digit).collect();
         if digits.is_empty() {
@@ -515,9 +545,7 @@ async fn identify(
         }
     }
     let Some(pnr) = pnr else {
-        let var = s.var.clone();
-        s.set_var(&var, &failed_text).await?;
-        s.set_var("BANKID_STATUS", "no-number").await?;
+        s.set_result(&failed_text, "no-number").await?;
         s.play("bankid-failed").await?;
         return Ok("no valid number entered");
     };
@@ -531,17 +559,13 @@ async fn identify(
         Err(bankid::order::Error::Refused(r)) => {
             // Nothing reached BankID; the engine logged the security event.
             log::warn!("call {}: refused before BankID: {r}", s.peer);
-            let var = s.var.clone();
-            s.set_var(&var, &failed_text).await?;
-            s.set_var("BANKID_STATUS", "blocked").await?;
+            s.set_result(&failed_text, "blocked").await?;
             s.play("bankid-blocked").await?;
             return Ok("refused by an anti-vishing limit");
         }
         Err(e) => {
             log::warn!("call {}: {e}", s.peer);
-            let var = s.var.clone();
-            s.set_var(&var, &failed_text).await?;
-            s.set_var("BANKID_STATUS", "error").await?;
+            s.set_result(&failed_text, "error").await?;
             s.play("bankid-error").await?;
             return Ok("could not start");
         }
@@ -566,14 +590,12 @@ async fn identify(
         }
         s.watch(Duration::from_millis(50)).await?;
     };
-    let var = s.var.clone();
-    s.set_var(&var, &view.result_text).await?;
     let (status, prompt, outcome) = match view.state {
         State::Complete => ("complete", "bankid-success", "identified"),
         State::Failed => ("failed", "bankid-failed", "failed"),
         _ => ("error", "bankid-error", "error"),
     };
-    s.set_var("BANKID_STATUS", status).await?;
+    s.set_result(&view.result_text, status).await?;
     if view.guidance().fraud_warning {
         log::warn!("SECURITY: call {}: the caller declined the call in the BankID app (possible fraud attempt)", s.peer);
     }
@@ -647,7 +669,7 @@ async fn serve(
         slots.acquire_many(all),
     )
     .await;
-    0
+    exit::OK
 }
 
 /// SIGTERM and SIGINT.
@@ -671,12 +693,19 @@ pub fn run(args: Args) -> i32 {
         Some(l) => l,
         None => {
             eprintln!("bankid-ivr fastagi: --lang must be sv or en");
-            return 2;
+            return exit::USAGE;
+        }
+    };
+    let var = match VarName::new(&args.var) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("bankid-ivr fastagi: --var: {e}");
+            return exit::USAGE;
         }
     };
     if args.max_calls == 0 || args.max_calls > Semaphore::MAX_PERMITS {
         eprintln!("bankid-ivr fastagi: --max-calls must be at least 1");
-        return 2;
+        return exit::USAGE;
     }
     // One thread serves every call: each waits on Asterisk or on a 50 ms tick, nothing more.
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -686,7 +715,7 @@ pub fn run(args: Args) -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bankid-ivr fastagi: {e}");
-            return 2;
+            return exit::USAGE;
         }
     };
     // Signals from here on stop the server cleanly (the embedded simulator's directory too).
@@ -700,7 +729,7 @@ pub fn run(args: Args) -> i32 {
             (Ok(term), Ok(int)) => Signals { term, int },
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("bankid-ivr fastagi: signals: {e}");
-                return 2;
+                return exit::USAGE;
             }
         }
     };
@@ -713,21 +742,21 @@ pub fn run(args: Args) -> i32 {
         Ok(b) => b,
         Err(e) => {
             eprintln!("bankid-ivr fastagi: {e}");
-            return 2;
+            return exit::USAGE;
         }
     };
     let engine = match Engine::new(backend.config.clone()) {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!("bankid-ivr fastagi: {e}");
-            return 2;
+            return exit::USAGE;
         }
     };
     let listener = match rt.block_on(TcpListener::bind(args.listen)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("bankid-ivr fastagi: cannot listen on {}: {e}", args.listen);
-            return 2;
+            return exit::USAGE;
         }
     };
     let addr = listener
@@ -762,7 +791,7 @@ pub fn run(args: Args) -> i32 {
         allow,
         max_calls: args.max_calls,
         lang,
-        var: args.var.clone(),
+        var,
         attempts: args.attempts,
         order_timeout: Duration::from_secs(args.timeout_s),
         env_deadline: Duration::from_millis(args.env_deadline_ms.max(1)),
@@ -825,7 +854,20 @@ mod tests {
         }
         assert!(Cidr::parse("10.0.0.5/24")
             .unwrap_err()
+            .to_string()
             .contains("10.0.0.0/24"));
+        assert_eq!(
+            Cidr::parse("10.0.0.5/24").unwrap_err().to_string(),
+            "\"10.0.0.5/24\": bits set beyond /24; write 10.0.0.0/24 for the network or 10.0.0.5/32 for the host"
+        );
+        assert_eq!(
+            Cidr::parse("host/32").unwrap_err().to_string(),
+            "\"host/32\": not an IPv4 or IPv6 address (ADDR/PREFIX)"
+        );
+        assert_eq!(
+            Cidr::parse("::1/129").unwrap_err().to_string(),
+            "\"::1/129\": the prefix must be 0 to 128"
+        );
     }
 
     #[test]
@@ -843,15 +885,89 @@ mod tests {
         assert!(!allowed("10.0.0.7") && !allowed("::2") && !allowed("0.0.0.0"));
     }
 
-    #[test]
-    fn replies_parse_and_hangups_are_told_apart() {
-        assert_eq!(parse_reply("200 result=1985").unwrap().result, "1985");
-        let r = parse_reply("200 result= (timeout)").unwrap();
-        assert_eq!(r.result, "");
-        assert!(matches!(parse_reply("200 result=-1"), Err(Stop::HungUp)));
-        assert!(matches!(parse_reply("HANGUP"), Err(Stop::HungUp)));
-        assert!(matches!(parse_reply("511 dead"), Err(Stop::HungUp)));
-        assert!(matches!(parse_reply("520 usage"), Err(Stop::Broken(_))));
-        assert!(matches!(parse_reply("garbage"), Err(Stop::Broken(_))));
+    /// A session on a local socket whose peer answers every command with `reply`; the
+    /// command's outcome and the line the peer received.
+    async fn exchange(reply: &'static str, cmd: Command) -> (Step<agi::Success>, String) {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (r, mut w) = stream.into_split();
+            let mut line = String::new();
+            BufReader::new(r).read_line(&mut line).await.unwrap();
+            w.write_all(reply.as_bytes()).await.unwrap();
+            line
+        });
+        let mut s = Session {
+            conn: Conn::new(TcpStream::connect(addr).await.unwrap()),
+            lang: Language::Sv,
+            var: VarName::new("R").unwrap(),
+            peer: addr,
+            caller_id: None,
+            environment_read: true,
+            awaiting_reply: false,
+            reply_deadline: Duration::from_secs(5),
+        };
+        let outcome = s.command(&cmd).await;
+        assert!(!s.awaiting_reply || outcome.is_err());
+        (outcome, peer.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn trying_waits_for_the_final_reply() {
+        let (r, sent) = exchange(
+            "100 result=0 Trying...\n200 result=5\n",
+            Command::stream_file("bankid-rfa1"),
+        )
+        .await;
+        assert_eq!(sent, "STREAM FILE bankid-rfa1 \"\"\n");
+        assert_eq!(r.unwrap().result, "5");
+    }
+
+    #[tokio::test]
+    async fn every_hangup_form_is_a_hang_up() {
+        for reply in [
+            "200 result=-1\n",
+            "511 Command Not Permitted on a dead channel or intercepted channel\n",
+            "HANGUP\n",
+            "",
+        ] {
+            let (r, _) = exchange(reply, Command::stream_file("x")).await;
+            assert!(matches!(r, Err(Stop::HungUp)), "{reply:?}: {r:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_usage_block_or_510_breaks_the_session() {
+        let (r, _) = exchange(
+            "520-Invalid command syntax.  Proper usage follows:\nUsage: x\n520 End of proper usage.\n",
+            Command::stream_file("x"),
+        )
+        .await;
+        assert!(
+            matches!(&r, Err(Stop::Broken(e)) if e.contains("520-Invalid command syntax")),
+            "{r:?}"
+        );
+        let (r, _) = exchange(
+            "510 Invalid or unknown command\n",
+            Command::stream_file("x"),
+        )
+        .await;
+        assert!(
+            matches!(&r, Err(Stop::Broken(e)) if e.contains("510")),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_value_with_a_newline_goes_out_as_one_line() {
+        let (r, sent) = exchange(
+            "200 result=1\n",
+            Command::set_variable(&STATUS, "Anna\nEXEC Dial x"),
+        )
+        .await;
+        assert!(r.is_ok());
+        assert_eq!(sent, "SET VARIABLE BANKID_STATUS \"Anna EXEC Dial x\"\n");
     }
 }

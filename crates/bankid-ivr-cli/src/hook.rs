@@ -1,27 +1,95 @@
 //! The custom-block hook, for real: `libbankid.so` loaded with `dlopen` (libloading) and driven
 //! through its C ABI exactly as an IVR runtime's plug-in would.
 
-use std::ffi::{c_char, CStr, CString};
+//!
+//! The status, state, language and call-initiator values are the library's own enums
+//! ([`bankid::ffi`]), passed `as u32` and read back with `try_from`: nothing is numbered twice.
+
+use std::ffi::{c_char, CStr, CString, NulError};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
+use bankid::ffi::bankid_status::{self, *};
+use bankid::ffi::{bankid_call_initiator, bankid_lang, bankid_state};
+
+/// A `bankid_status` as the C functions return it.
 type Status = u32;
-/// `BANKID_OK`.
-pub const OK: Status = 0;
-/// `BANKID_INVALID_PERSONAL_NUMBER`.
-pub const INVALID_PERSONAL_NUMBER: Status = 7;
-/// `BANKID_ALREADY_INITIALIZED`.
-pub const ALREADY_INITIALIZED: Status = 5;
-/// `BANKID_DECLINED_RECENTLY`: an anti-vishing refusal (the number declined a call lately).
-pub const DECLINED_RECENTLY: Status =
-    bankid::ffi::bankid_status::BANKID_DECLINED_RECENTLY as Status;
-/// `BANKID_RATE_LIMITED`: an anti-vishing refusal (too many orders for the number or caller).
-pub const RATE_LIMITED: Status = bankid::ffi::bankid_status::BANKID_RATE_LIMITED as Status;
-/// `BANKID_STATE_PENDING` … `BANKID_STATE_ERROR`.
-pub const STATE_PENDING: u32 = 1;
-/// Identified.
-pub const STATE_COMPLETE: u32 = 2;
-/// BankID said failed.
-pub const STATE_FAILED: u32 = 3;
+const OK: Status = BANKID_OK as Status;
+
+/// Why the library could not be found, loaded or used.
+#[derive(Debug)]
+pub enum Error {
+    /// The library given does not exist.
+    Missing(PathBuf),
+    /// Not in any of the usual places (they are listed).
+    NotFound(Vec<PathBuf>),
+    /// `dlopen` failed.
+    Open {
+        /// The library.
+        path: PathBuf,
+        /// The loader's words.
+        reason: String,
+    },
+    /// A function is missing from the library.
+    Symbol {
+        /// Its name.
+        name: String,
+        /// The loader's words.
+        reason: String,
+    },
+    /// The configuration path has a NUL byte.
+    ConfigPath(NulError),
+    /// The personal number has a NUL byte (counts as `BANKID_INVALID_PERSONAL_NUMBER`).
+    NulInNumber,
+    /// A call returned this status; `name` and `detail` are the library's
+    /// (`bankid_status_str`, `bankid_last_error`).
+    Status {
+        /// The value returned.
+        status: Status,
+        /// Its C name.
+        name: String,
+        /// The last error message.
+        detail: String,
+    },
+    /// `bankid_poll` wrote a state this program does not know.
+    UnknownState(u32),
+}
+
+impl Error {
+    /// The library's status behind the error, if it came from a call.
+    pub fn status(&self) -> Option<bankid_status> {
+        match self {
+            Error::Status { status, .. } => bankid_status::try_from(*status).ok(),
+            Error::NulInNumber => Some(BANKID_INVALID_PERSONAL_NUMBER),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Missing(p) => write!(f, "library {} does not exist", p.display()),
+            Error::NotFound(candidates) => write!(
+                f,
+                "libbankid.so not found (looked in: {}); build it with `cargo build -p bankid-ivr`, or pass --lib / set BANKID_LIB",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Error::Open { path, reason } => write!(f, "dlopen {}: {reason}", path.display()),
+            Error::Symbol { name, reason } => write!(f, "{name}: {reason}"),
+            Error::ConfigPath(e) => write!(f, "{e}"),
+            Error::NulInNumber => f.write_str("NUL in the personal number"),
+            Error::Status { name, detail, .. } => write!(f, "{name}: {detail}"),
+            Error::UnknownState(n) => write!(f, "bankid_poll: unknown state {n}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
 
 type TextFn = unsafe extern "C" fn(u64, *mut c_char, usize, *mut usize) -> Status;
 
@@ -44,12 +112,12 @@ pub struct Hook {
 
 /// Where to look for libbankid.so: `explicit`, `$BANKID_LIB`, then beside this executable
 /// (`target/<profile>/`), then its `deps/`.
-pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Error> {
     if let Some(p) = explicit.filter(|p| !p.as_os_str().is_empty()) {
         return if p.is_file() {
             Ok(p.to_path_buf())
         } else {
-            Err(format!("library {} does not exist", p.display()))
+            Err(Error::Missing(p.to_path_buf()))
         };
     }
     let mut candidates = Vec::new();
@@ -65,28 +133,30 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, String> {
             }
         }
     }
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        format!(
-            "libbankid.so not found (looked in: {}); build it with `cargo build -p bankid-ivr`, or pass --lib / set BANKID_LIB",
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        )
-    })
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(p) => Ok(p.clone()),
+        None => Err(Error::NotFound(candidates)),
+    }
 }
 
 macro_rules! sym {
     ($lib:expr, $name:literal) => {
         // SAFETY: the symbol has this signature in include/bankid.h.
-        *unsafe { $lib.get($name) }
-            .map_err(|e| format!("{}: {e}", String::from_utf8_lossy($name)))?
+        *unsafe { $lib.get($name) }.map_err(|e| Error::Symbol {
+            name: String::from_utf8_lossy($name).into_owned(),
+            reason: e.to_string(),
+        })?
     };
 }
 
 impl Hook {
     /// dlopen + dlsym of every function used.
-    pub fn load(path: &Path) -> Result<Hook, String> {
+    pub fn load(path: &Path) -> Result<Hook, Error> {
         // SAFETY: loading runs the library's initialisers; libbankid.so has none beyond Rust's.
-        let lib = unsafe { libloading::Library::new(path) }
-            .map_err(|e| format!("dlopen {}: {e}", path.display()))?;
+        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| Error::Open {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         Ok(Hook {
             init: sym!(lib, b"bankid_init"),
             start: sym!(lib, b"bankid_start"),
@@ -109,7 +179,7 @@ impl Hook {
         &self.path
     }
 
-    fn error(&self, st: Status) -> String {
+    fn error(&self, st: Status) -> Error {
         let mut buf = [0 as c_char; 512];
         let mut len = 0usize;
         // SAFETY: valid buffer and length.
@@ -121,47 +191,46 @@ impl Hook {
         let detail = unsafe { CStr::from_ptr(buf.as_ptr()) }
             .to_string_lossy()
             .into_owned();
-        format!("{name}: {detail}")
+        Error::Status {
+            status: st,
+            name,
+            detail,
+        }
     }
 
     /// `bankid_init(config)`; already initialised counts as success.
-    pub fn init(&self, config: Option<&Path>) -> Result<(), String> {
+    pub fn init(&self, config: Option<&Path>) -> Result<(), Error> {
         let c = config
-            .map(|p| CString::new(p.display().to_string()).map_err(|e| e.to_string()))
+            .map(|p| CString::new(p.display().to_string()).map_err(Error::ConfigPath))
             .transpose()?;
         // SAFETY: NULL or a valid C string.
         let st = unsafe { (self.init)(c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())) };
-        match st {
-            OK | ALREADY_INITIALIZED => Ok(()),
+        match bankid_status::try_from(st) {
+            Ok(BANKID_OK | BANKID_ALREADY_INITIALIZED) => Ok(()),
             _ => Err(self.error(st)),
         }
     }
 
-    /// `bankid_start`; the error carries the status.
-    pub fn start(&self, pnr: &str, initiator: u32) -> Result<u64, (Status, String)> {
-        let c = CString::new(pnr).map_err(|_| {
-            (
-                INVALID_PERSONAL_NUMBER,
-                "NUL in the personal number".to_string(),
-            )
-        })?;
+    /// `bankid_start`; the error carries the status ([`Error::status`]).
+    pub fn start(&self, pnr: &str, initiator: bankid_call_initiator) -> Result<u64, Error> {
+        let c = CString::new(pnr).map_err(|_| Error::NulInNumber)?;
         let mut order = 0u64;
         // SAFETY: valid C string and out pointer.
-        let st = unsafe { (self.start)(c.as_ptr(), initiator, &mut order) };
+        let st = unsafe { (self.start)(c.as_ptr(), initiator as u32, &mut order) };
         if st == OK {
             Ok(order)
         } else {
-            Err((st, self.error(st)))
+            Err(self.error(st))
         }
     }
 
     /// `bankid_poll`.
-    pub fn poll(&self, order: u64) -> Result<u32, String> {
+    pub fn poll(&self, order: u64) -> Result<bankid_state, Error> {
         let mut state = 0u32;
         // SAFETY: valid out pointer.
         let st = unsafe { (self.poll)(order, &mut state) };
         if st == OK {
-            Ok(state)
+            bankid_state::try_from(state).map_err(Error::UnknownState)
         } else {
             Err(self.error(st))
         }
@@ -193,10 +262,10 @@ impl Hook {
         self.text(|b, l, o| unsafe { (self.hint_code)(order, b, l, o) })
     }
 
-    /// `bankid_message` in `lang` (0 sv, 1 en).
-    pub fn message(&self, order: u64, lang: u32) -> String {
+    /// `bankid_message` in `lang`.
+    pub fn message(&self, order: u64, lang: bankid_lang) -> String {
         // SAFETY: as above.
-        self.text(|b, l, o| unsafe { (self.message)(order, lang, b, l, o) })
+        self.text(|b, l, o| unsafe { (self.message)(order, lang as u32, b, l, o) })
     }
 
     /// `bankid_cancel`.

@@ -13,15 +13,7 @@ use bankid::rp::CallInitiator;
 use bankid::{Engine, Personnummer, StartOptions, State};
 
 use bankid_backend::{Backend, SimulatorPolicy};
-
-/// Exit statuses.
-pub const EXIT_OK: i32 = 0;
-/// BankID said failed, or the order was cancelled.
-pub const EXIT_FAILED: i32 = 1;
-/// Bad arguments or configuration.
-pub const EXIT_USAGE: i32 = 2;
-/// No usable answer from BankID (error code, connection, deadline).
-pub const EXIT_ERROR: i32 = 3;
+use bankid_ivr_cli::exit;
 
 /// Arguments of `identify`.
 #[derive(clap::Args, Debug)]
@@ -91,7 +83,7 @@ pub fn run(args: Args) -> i32 {
         Some(l) => l,
         None => {
             eprintln!("bankid-ivr identify: --lang must be sv or en");
-            return EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     let initiator = match args.call_initiator.as_deref().map(CallInitiator::parse) {
@@ -99,14 +91,14 @@ pub fn run(args: Args) -> i32 {
         Some(Some(i)) => Some(i),
         Some(None) => {
             eprintln!("bankid-ivr identify: --call-initiator must be user or RP");
-            return EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     let pnr = match Personnummer::parse(&args.personal_number) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("bankid-ivr identify: invalid personal number: {e}");
-            return EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     let interrupted = interrupt_flag();
@@ -119,7 +111,7 @@ pub fn run(args: Args) -> i32 {
         Ok(b) => b,
         Err(e) => {
             eprintln!("bankid-ivr identify: {e}");
-            return EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     if backend.is_simulated() {
@@ -131,7 +123,7 @@ pub fn run(args: Args) -> i32 {
         Ok(e) => e,
         Err(e) => {
             eprintln!("bankid-ivr identify: {e}");
-            return EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     let id = match engine.start(
@@ -142,9 +134,16 @@ pub fn run(args: Args) -> i32 {
         },
     ) {
         Ok(id) => id,
+        // An anti-vishing refusal is an answer about this caller, not a usage error: the
+        // System block gets the failed text and the failed status.
+        Err(e @ bankid::order::Error::Refused(_)) => {
+            eprintln!("bankid-ivr identify: {e}");
+            println!("{}", backend.config.result_failed);
+            return exit::FAILED;
+        }
         Err(e) => {
             eprintln!("bankid-ivr identify: {e}");
-            return EXIT_USAGE;
+            return exit::USAGE;
         }
     };
     eprintln!("identifying {} …", pnr.masked());
@@ -155,7 +154,7 @@ pub fn run(args: Args) -> i32 {
             Ok(v) => v,
             Err(e) => {
                 eprintln!("bankid-ivr identify: {e}");
-                return EXIT_ERROR;
+                return exit::ERROR;
             }
         };
         let hint = v.hint_code.as_ref().map(|h| h.as_str().to_string());
@@ -181,15 +180,15 @@ pub fn run(args: Args) -> i32 {
             let _ = engine.release(id);
             drop(engine);
             println!("{}", backend.config.result_failed);
-            return EXIT_FAILED;
+            return exit::FAILED;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let _ = engine.release(id);
     println!("{}", view.result_text);
     match view.state {
-        State::Complete => EXIT_OK,
-        State::Failed => EXIT_FAILED,
-        _ => EXIT_ERROR,
+        State::Complete => exit::OK,
+        State::Failed => exit::FAILED,
+        _ => exit::ERROR,
     }
 }

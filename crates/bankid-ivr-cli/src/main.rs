@@ -5,11 +5,9 @@
 //! - `bankid-ivr fastagi --listen ADDR`: the identification flow over FastAGI.
 
 mod fastagi;
-mod flow;
-mod hook;
 mod identify;
-mod prompts;
 
+use bankid_ivr_cli::flow;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]

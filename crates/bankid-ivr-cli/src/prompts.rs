@@ -1,35 +1,35 @@
 //! The audio prompts the flows and the FastAGI server play, with their Swedish and English
 //! texts (recorded as `sv/NAME.wav` / `en/NAME.wav` in the Asterisk sounds directory).
 
-use bankid::messages::Language;
+use bankid::messages::{Language, Text};
 
-/// (file name, Swedish, English).
-pub const PROMPTS: &[(&str, &str, &str)] = &[
-    ("bankid-welcome", "Välkommen till kundtjänst.", "Welcome to customer service."),
-    ("bankid-offer", "För att identifiera dig med BankID innan du kopplas fram, tryck 1. Annars, tryck 2.", "To identify with BankID before you are connected, press 1. Otherwise, press 2."),
-    ("bankid-intro", "Du ska nu identifiera dig med Mobilt BankID.", "You will now identify yourself with Mobile BankID."),
-    ("bankid-enter-pnr", "Knappa in ditt personnummer med tolv siffror, år, månad, dag och de fyra sista siffrorna.", "Key in your twelve-digit personal identity number: year, month, day and the last four digits."),
-    ("bankid-invalid-entry", "Vi uppfattade inte ditt personnummer.", "We did not get your personal identity number."),
-    ("bankid-invalid-pnr", "Personnumret är inte giltigt. Försök igen.", "That personal identity number is not valid. Please try again."),
-    ("bankid-open-app", "Öppna Mobilt BankID och bekräfta att du pratar med oss.", "Open Mobile BankID and confirm that you are on a call with us."),
-    ("bankid-rfa1", "Starta BankID-appen.", "Start your BankID app."),
-    ("bankid-call-confirm", "Bekräfta i BankID-appen att du pratar med oss.", "Confirm in the BankID app that you are on a call with us."),
-    ("bankid-rfa9", "Skriv in din säkerhetskod i BankID-appen och välj Identifiera.", "Enter your security code in the BankID app and select Identify."),
-    ("bankid-rfa23", "Fotografera och läs av din ID-handling med BankID-appen.", "Take a photo of, and scan, your ID document with the BankID app."),
-    ("bankid-rfa21", "En identifiering pågår.", "An identification is in progress."),
-    ("bankid-success", "Tack, du är nu identifierad. Du kopplas till en handläggare.", "Thank you, you are now identified. We are connecting you to an agent."),
-    ("bankid-failed", "Identifieringen misslyckades. Du kopplas till en handläggare.", "The identification failed. We are connecting you to an agent."),
-    ("bankid-error", "Något gick fel med BankID. Du kopplas till en handläggare.", "Something went wrong with BankID. We are connecting you to an agent."),
-    ("bankid-blocked", "Vi kan inte identifiera dig med BankID just nu. Du kopplas till en handläggare.", "We cannot identify you with BankID right now. We are connecting you to an agent."),
-    ("bankid-done", "Tack. Du kopplas nu till en handläggare.", "Thank you. We are now connecting you to an agent."),
+/// (file name, its text in both languages).
+pub const PROMPTS: &[(&str, Text)] = &[
+    ("bankid-welcome", Text::new("Välkommen till kundtjänst.", "Welcome to customer service.")),
+    ("bankid-offer", Text::new("För att identifiera dig med BankID innan du kopplas fram, tryck 1. Annars, tryck 2.", "To identify with BankID before you are connected, press 1. Otherwise, press 2.")),
+    ("bankid-intro", Text::new("Du ska nu identifiera dig med Mobilt BankID.", "You will now identify yourself with Mobile BankID.")),
+    ("bankid-enter-pnr", Text::new("Knappa in ditt personnummer med tolv siffror, år, månad, dag och de fyra sista siffrorna.", "Key in your twelve-digit personal identity number: year, month, day and the last four digits.")),
+    ("bankid-invalid-entry", Text::new("Vi uppfattade inte ditt personnummer.", "We did not get your personal identity number.")),
+    ("bankid-invalid-pnr", Text::new("Personnumret är inte giltigt. Försök igen.", "That personal identity number is not valid. Please try again.")),
+    ("bankid-open-app", Text::new("Öppna Mobilt BankID och bekräfta att du pratar med oss.", "Open Mobile BankID and confirm that you are on a call with us.")),
+    ("bankid-rfa1", Text::new("Starta BankID-appen.", "Start your BankID app.")),
+    ("bankid-call-confirm", Text::new("Bekräfta i BankID-appen att du pratar med oss.", "Confirm in the BankID app that you are on a call with us.")),
+    ("bankid-rfa9", Text::new("Skriv in din säkerhetskod i BankID-appen och välj Identifiera.", "Enter your security code in the BankID app and select Identify.")),
+    ("bankid-rfa23", Text::new("Fotografera och läs av din ID-handling med BankID-appen.", "Take a photo of, and scan, your ID document with the BankID app.")),
+    ("bankid-rfa21", Text::new("En identifiering pågår.", "An identification is in progress.")),
+    ("bankid-success", Text::new("Tack, du är nu identifierad. Du kopplas till en handläggare.", "Thank you, you are now identified. We are connecting you to an agent.")),
+    ("bankid-failed", Text::new("Identifieringen misslyckades. Du kopplas till en handläggare.", "The identification failed. We are connecting you to an agent.")),
+    ("bankid-error", Text::new("Något gick fel med BankID. Du kopplas till en handläggare.", "Something went wrong with BankID. We are connecting you to an agent.")),
+    ("bankid-blocked", Text::new("Vi kan inte identifiera dig med BankID just nu. Du kopplas till en handläggare.", "We cannot identify you with BankID right now. We are connecting you to an agent.")),
+    ("bankid-done", Text::new("Tack. Du kopplas nu till en handläggare.", "Thank you. We are now connecting you to an agent.")),
 ];
 
 /// The text of a prompt, or `None` for an audio file we do not ship.
 pub fn text(name: &str, lang: Language) -> Option<&'static str> {
-    PROMPTS.iter().find(|p| p.0 == name).map(|p| match lang {
-        Language::Sv => p.1,
-        Language::En => p.2,
-    })
+    PROMPTS
+        .iter()
+        .find(|(file, _)| *file == name)
+        .map(|(_, text)| text.get(lang))
 }
 
 /// The prompt to play while an order is pending with `hint` as the C ABI spells it (empty: not
@@ -37,4 +37,29 @@ pub fn text(name: &str, lang: Language) -> Option<&'static str> {
 pub fn for_pending_hint(hint: &str) -> &'static str {
     let hint = (!hint.is_empty()).then(|| bankid::rp::HintCode::from(hint));
     bankid::messages::guidance(bankid::State::Pending, hint.as_ref(), None).prompt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pending_prompt_the_library_names_is_shipped_in_both_languages() {
+        for hint in [
+            "",
+            "outstandingTransaction",
+            "noClient",
+            "started",
+            "userCallConfirm",
+            "userSign",
+            "userMrtd",
+            "somethingNew",
+        ] {
+            let p = for_pending_hint(hint);
+            for lang in [Language::Sv, Language::En] {
+                assert!(text(p, lang).is_some_and(|t| !t.is_empty()), "{p} {lang:?}");
+            }
+        }
+        assert_eq!(text("no-such-file", Language::Sv), None);
+    }
 }

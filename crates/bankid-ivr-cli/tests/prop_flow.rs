@@ -3,25 +3,11 @@
 //!
 //! Short by default (CI); `PROPTEST_CASES=100000 cargo test --release -p bankid-ivr-cli --test
 //! prop_flow` runs long.
-//!
-//! The flow modules live in the `bankid-ivr` binary, not the crate's library, so this file
-//! compiles the very same source files (`src/flow/{format,model,check}.rs`) into the test.
-
-//! (They sit at the top level here, where their `super::format`/`super::model` resolve.)
-
-#[allow(dead_code)]
-#[path = "../src/flow/check.rs"]
-mod check;
-#[allow(dead_code)]
-#[path = "../src/flow/format.rs"]
-mod format;
-#[allow(dead_code)]
-#[path = "../src/flow/model.rs"]
-mod model;
 
 use std::path::PathBuf;
 
-use model::Flow;
+use bankid_ivr_cli::flow::check;
+use bankid_ivr_cli::flow::model::Flow;
 use proptest::prelude::*;
 
 /// 256 cases unless `PROPTEST_CASES` says otherwise (proptest reads it itself).

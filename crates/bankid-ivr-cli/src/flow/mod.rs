@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bankid::messages::Language;
 
+use crate::exit;
 use crate::hook::{self, Hook};
 use bankid_backend::{Backend, SimulatorPolicy};
 
@@ -21,7 +22,7 @@ pub fn check_files(files: &[PathBuf]) -> i32 {
         let problems = match std::fs::read_to_string(f) {
             Err(e) => vec![format!("cannot read: {e}")],
             Ok(text) => match model::Flow::parse(&text) {
-                Err(e) => vec![e],
+                Err(e) => vec![e.to_string()],
                 Ok(flow) => check::check(&flow)
                     .iter()
                     .map(ToString::to_string)
@@ -37,7 +38,11 @@ pub fn check_files(files: &[PathBuf]) -> i32 {
             }
         }
     }
-    i32::from(bad > 0)
+    if bad > 0 {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
 }
 
 /// Arguments of `flow run`.
@@ -69,14 +74,14 @@ pub fn run_file(args: RunArgs) -> i32 {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{}: {e}", args.file.display());
-            return 2;
+            return exit::USAGE;
         }
     };
     let flow = match model::Flow::parse(&text) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("{}: {e}", args.file.display());
-            return 2;
+            return exit::USAGE;
         }
     };
     // --lib, else the block's own `library` parameter, else the usual places.
@@ -91,7 +96,7 @@ pub fn run_file(args: RunArgs) -> i32 {
         Ok(h) => h,
         Err(e) => {
             eprintln!("bankid-ivr flow run: {e}");
-            return 2;
+            return exit::USAGE;
         }
     };
     // A dry run: with nothing configured, the embedded simulator.
@@ -104,7 +109,7 @@ pub fn run_file(args: RunArgs) -> i32 {
         Ok(b) => b,
         Err(e) => {
             eprintln!("bankid-ivr flow run: {e}");
-            return 2;
+            return exit::USAGE;
         }
     };
     if backend.is_simulated() {
@@ -112,7 +117,7 @@ pub fn run_file(args: RunArgs) -> i32 {
     }
     if let Err(e) = lib.init(backend.config_file.as_deref()) {
         eprintln!("bankid-ivr flow run: bankid_init: {e}");
-        return 2;
+        return exit::USAGE;
     }
     println!("libbankid: {}", lib.path().display());
     let dir = args
@@ -146,19 +151,19 @@ pub fn run_file(args: RunArgs) -> i32 {
     let code = match &ending {
         run::Ending::Queue(q) => {
             println!("call reached queue {q}");
-            0
+            exit::OK
         }
         run::Ending::Hangup => {
             println!("call ended by the flow");
-            0
+            exit::OK
         }
         run::Ending::CallerHungUp => {
             println!("caller hung up");
-            1
+            exit::FAILED
         }
         run::Ending::Broken(e) => {
             println!("flow broken: {e}");
-            2
+            exit::USAGE
         }
     };
     runner.print_variables();

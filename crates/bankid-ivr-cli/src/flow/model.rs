@@ -47,6 +47,33 @@ pub struct Edge {
     pub label: String,
 }
 
+/// Why an export is not a project at all (everything else is for the checker to report).
+#[derive(Debug)]
+pub enum ParseError {
+    /// Not XML.
+    NotXml(roxmltree::Error),
+    /// The document element is not `mxGraphModel`; its name.
+    WrongDocumentElement(String),
+    /// `mxGraphModel` has no `root`.
+    NoRoot,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::NotXml(e) => write!(f, "not well-formed XML: {e}"),
+            ParseError::WrongDocumentElement(name) => write!(
+                f,
+                "the document element is <{name}>, expected <{}>",
+                format::MODEL
+            ),
+            ParseError::NoRoot => write!(f, "<{}> has no <{}>", format::MODEL, format::ROOT),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
 /// A parsed project.
 #[derive(Debug, Clone, Default)]
 pub struct Flow {
@@ -59,21 +86,18 @@ pub struct Flow {
 impl Flow {
     /// Parses an export. Only malformed XML or a missing `mxGraphModel`/`root` is an error
     /// here; everything else is for the checker to report.
-    pub fn parse(xml: &str) -> Result<Flow, String> {
-        let doc =
-            roxmltree::Document::parse(xml).map_err(|e| format!("not well-formed XML: {e}"))?;
+    pub fn parse(xml: &str) -> Result<Flow, ParseError> {
+        let doc = roxmltree::Document::parse(xml).map_err(ParseError::NotXml)?;
         let model = doc.root_element();
         if !model.tag_name().name().eq_ignore_ascii_case(format::MODEL) {
-            return Err(format!(
-                "the document element is <{}>, expected <{}>",
-                model.tag_name().name(),
-                format::MODEL
+            return Err(ParseError::WrongDocumentElement(
+                model.tag_name().name().to_string(),
             ));
         }
         let root = model
             .children()
             .find(|n| n.is_element() && n.tag_name().name().eq_ignore_ascii_case(format::ROOT))
-            .ok_or_else(|| format!("<{}> has no <{}>", format::MODEL, format::ROOT))?;
+            .ok_or(ParseError::NoRoot)?;
         let mut flow = Flow::default();
         for node in root.children().filter(|n| n.is_element()) {
             let name = node.tag_name().name();

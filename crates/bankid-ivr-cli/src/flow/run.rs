@@ -7,11 +7,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bankid::ffi::bankid_call_initiator::*;
+use bankid::ffi::bankid_lang::*;
+use bankid::ffi::bankid_state::{self, *};
+use bankid::ffi::bankid_status::*;
 use bankid::messages::Language;
+use bankid::rp::HintCode;
 
 use super::format::{exit, param, Kind};
 use super::model::{Block, Flow};
-use crate::hook::{self, Hook};
+use crate::hook::Hook;
 use crate::prompts;
 
 /// How a run ended.
@@ -62,6 +67,16 @@ fn subst(text: &str, vars: &BTreeMap<String, String>) -> String {
         }
     }
     s
+}
+
+/// The library's order state for a state read back through the C ABI.
+fn order_state(s: bankid_state) -> bankid::State {
+    match s {
+        BANKID_STATE_PENDING => bankid::State::Pending,
+        BANKID_STATE_COMPLETE => bankid::State::Complete,
+        BANKID_STATE_FAILED => bankid::State::Failed,
+        BANKID_STATE_ERROR => bankid::State::Error,
+    }
 }
 
 /// Masks a value that looks like a personal number before printing it.
@@ -302,13 +317,13 @@ impl<'a, W: Write> Runner<'a, W> {
             .unwrap_or("__BANKID_RESULT")
             .to_string();
         let lang = match b.param(param::LANGUAGE).and_then(Language::parse) {
-            Some(Language::En) => 1,
-            _ => 0,
+            Some(Language::En) => BANKID_LANG_EN,
+            _ => BANKID_LANG_SV,
         };
         let initiator = match b.param(param::CALL_INITIATOR) {
-            Some(v) if v.eq_ignore_ascii_case("rp") => 2,
-            Some(_) => 1,
-            None => 0,
+            Some(v) if v.eq_ignore_ascii_case("rp") => BANKID_CALL_INITIATOR_RP,
+            Some(_) => BANKID_CALL_INITIATOR_USER,
+            None => BANKID_CALL_INITIATOR_DEFAULT,
         };
         let timeout = Duration::from_secs(
             b.param(param::BANKID_TIMEOUT)
@@ -322,7 +337,7 @@ impl<'a, W: Write> Runner<'a, W> {
         let pnr = self.vars.get(pnr_var).cloned().unwrap_or_default();
         let order = match hook.start(&pnr, initiator) {
             Ok(o) => o,
-            Err((hook::INVALID_PERSONAL_NUMBER, e)) => {
+            Err(e) if e.status() == Some(BANKID_INVALID_PERSONAL_NUMBER) => {
                 let count = self
                     .vars
                     .get("BANKID_INVALID_COUNT")
@@ -339,7 +354,12 @@ impl<'a, W: Write> Runner<'a, W> {
                 }
                 return Ok(flow.exit_to(&b.id, exit::BAD_NUMBER));
             }
-            Err((hook::DECLINED_RECENTLY | hook::RATE_LIMITED, e)) => {
+            Err(e)
+                if matches!(
+                    e.status(),
+                    Some(BANKID_DECLINED_RECENTLY | BANKID_RATE_LIMITED)
+                ) =>
+            {
                 // Anti-vishing: nothing reached BankID. The failed path, told apart by status.
                 self.say(format!("    SECURITY: refused before BankID: {e}"));
                 self.set(&result_var, "Identification failed".into());
@@ -347,7 +367,7 @@ impl<'a, W: Write> Runner<'a, W> {
                 self.play("bankid-blocked");
                 return Ok(flow.exit_to(&b.id, exit::FAILED));
             }
-            Err((_, e)) => {
+            Err(e) => {
                 self.say(format!("    bankid_start failed: {e}"));
                 self.set(&result_var, "Identification failed".into());
                 return Ok(flow.exit_to(&b.id, exit::ERROR));
@@ -359,8 +379,10 @@ impl<'a, W: Write> Runner<'a, W> {
         let started = Instant::now();
         let mut last_prompt = String::new();
         let state = loop {
-            let state = hook.poll(order).map_err(Ending::Broken)?;
-            if state != hook::STATE_PENDING {
+            let state = hook
+                .poll(order)
+                .map_err(|e| Ending::Broken(e.to_string()))?;
+            if state != BANKID_STATE_PENDING {
                 break state;
             }
             let prompt = prompts::for_pending_hint(&hook.hint_code(order));
@@ -385,29 +407,30 @@ impl<'a, W: Write> Runner<'a, W> {
             if started.elapsed() >= timeout {
                 self.say("    gave up waiting: cancelling at BankID".into());
                 hook.cancel(order);
-                break hook.poll(order).unwrap_or(hook::STATE_FAILED);
+                break hook.poll(order).unwrap_or(BANKID_STATE_FAILED);
             }
             std::thread::sleep(Duration::from_millis(10));
         };
         let hint = hook.hint_code(order);
         let text = hook.result_text(order);
         let outcome = match state {
-            hook::STATE_COMPLETE => "complete".to_string(),
-            hook::STATE_FAILED => format!("failed ({hint})"),
+            BANKID_STATE_COMPLETE => "complete".to_string(),
+            BANKID_STATE_FAILED => format!("failed ({hint})"),
             _ => format!("error ({hint})"),
         };
         self.say(format!(
             "    BankID: {outcome} — {}",
             hook.message(order, lang)
         ));
-        if hint == "userDeclinedCall" {
+        let hint_code = (!hint.is_empty()).then(|| HintCode::from(hint.as_str()));
+        if bankid::messages::guidance(order_state(state), hint_code.as_ref(), None).fraud_warning {
             self.say("    SECURITY: the caller declined the call in the BankID app (possible fraud attempt)".into());
         }
         self.set(&result_var, text);
         hook.release(order);
         let label = match state {
-            hook::STATE_COMPLETE => exit::SUCCESS,
-            hook::STATE_FAILED => exit::FAILED,
+            BANKID_STATE_COMPLETE => exit::SUCCESS,
+            BANKID_STATE_FAILED => exit::FAILED,
             _ => exit::ERROR,
         };
         Ok(flow.exit_to(&b.id, label))
