@@ -36,6 +36,10 @@ struct Args {
     max_body_bytes: usize,
 }
 
+/// The simulator could not start (address in use, certificates unreadable); the same status
+/// clap gives bad arguments.
+const EXIT_CANNOT_START: i32 = 2;
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .target(env_logger::Target::Stderr)
@@ -53,7 +57,7 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("bankid-sim: {e}");
-            std::process::exit(2);
+            std::process::exit(EXIT_CANNOT_START);
         }
     };
     let mut out = std::io::stdout();
