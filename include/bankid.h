@@ -261,6 +261,21 @@ extern "C" {
 bankid_status bankid_init(const char *config_path);
 
 /**
+ * Reloads the configuration (e.g. a renewed client certificate) without dropping calls: new
+ * orders use it at once; orders already running finish on the previous one, and every handle
+ * stays valid. The anti-vishing counters carry over.
+ *
+ * `config_path`: a TOML configuration file, or NULL to read `BANKID_*` environment variables
+ * again. On `BANKID_CONFIG_ERROR` (`bankid_last_error` names the setting or file) nothing
+ * changes: the running configuration stays. `BANKID_NOT_INITIALIZED` before `bankid_init`.
+ * Thread-safe; blocks while reading files, never on the network.
+ *
+ * # Safety
+ * The pointer rules of the header banner.
+ */
+bankid_status bankid_reload(const char *config_path);
+
+/**
  * Shuts the library down: pending orders are cancelled at BankID, and it returns once those
  * cancels are sent (at most about 5 s) and the library's threads have stopped, so the host may
  * `dlclose` it afterwards. Every handle turns stale (handles are never reused, also not by a

@@ -18,7 +18,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use crate::config::Config;
 use crate::messages::Language;
-use crate::order::{Engine, Error, Refusal, StartOptions, State};
+use crate::order::{Error, Refusal, Reloadable, StartOptions, State};
 use crate::personnummer::Personnummer;
 use crate::rp::CallInitiator;
 
@@ -137,7 +137,7 @@ pub type bankid_order = u64;
 pub type bankid_log_callback =
     Option<unsafe extern "C" fn(level: u32, message: *const c_char, userdata: *mut c_void)>;
 
-static ENGINE: RwLock<Option<Arc<Engine>>> = RwLock::new(None);
+static ENGINE: RwLock<Option<Arc<Reloadable>>> = RwLock::new(None);
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -185,7 +185,7 @@ macro_rules! ffi_body {
     };
 }
 
-fn engine() -> Result<Arc<Engine>, bankid_status> {
+fn engine() -> Result<Arc<Reloadable>, bankid_status> {
     let guard = ENGINE.read().unwrap_or_else(|e| e.into_inner());
     guard.clone().ok_or_else(|| {
         fail(
@@ -195,7 +195,7 @@ fn engine() -> Result<Arc<Engine>, bankid_status> {
     })
 }
 
-fn with_engine<T>(f: impl FnOnce(&Engine) -> Result<T, Error>) -> Result<T, bankid_status> {
+fn with_engine<T>(f: impl FnOnce(&Reloadable) -> Result<T, Error>) -> Result<T, bankid_status> {
     let engine = engine()?;
     f(&engine).map_err(engine_error)
 }
@@ -318,8 +318,32 @@ pub unsafe extern "C" fn bankid_init(config_path: *const c_char) -> bankid_statu
                 "bankid_init was already called; call bankid_shutdown first",
             ));
         }
-        *slot = Some(Arc::new(Engine::new(config).map_err(engine_error)?));
+        *slot = Some(Arc::new(Reloadable::new(config).map_err(engine_error)?));
         Ok(())
+    })
+}
+
+/// Reloads the configuration (e.g. a renewed client certificate) without dropping calls: new
+/// orders use it at once; orders already running finish on the previous one, and every handle
+/// stays valid. The anti-vishing counters carry over.
+///
+/// `config_path`: a TOML configuration file, or NULL to read `BANKID_*` environment variables
+/// again. On `BANKID_CONFIG_ERROR` (`bankid_last_error` names the setting or file) nothing
+/// changes: the running configuration stays. `BANKID_NOT_INITIALIZED` before `bankid_init`.
+/// Thread-safe; blocks while reading files, never on the network.
+///
+/// # Safety
+/// The pointer rules of the header banner.
+#[no_mangle]
+pub unsafe extern "C" fn bankid_reload(config_path: *const c_char) -> bankid_status {
+    ffi_body!({
+        // SAFETY: the caller promises a C string or NULL.
+        let config = match unsafe { c_str_opt(config_path, "config_path") }? {
+            None => Config::from_env(),
+            Some(p) => Config::from_file(Path::new(p)),
+        }
+        .map_err(|e| fail(BANKID_CONFIG_ERROR, e.to_string()))?;
+        with_engine(|e| e.reload(config))
     })
 }
 

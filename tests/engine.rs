@@ -695,3 +695,37 @@ fn a_date_only_bank_id_issue_date_is_kept_as_bankid_sent_it() {
         engine.release(id).unwrap();
     }
 }
+
+#[test]
+fn a_reload_keeps_the_declined_call_block_and_the_old_orders() {
+    let old = common::sim();
+    let new = common::sim();
+    let engines = bankid::order::Reloadable::new(old.config()).unwrap();
+    // 197709083336 declines the call (a simulator test person).
+    let declined = engines
+        .start(&pnr("197709083336"), StartOptions::default())
+        .unwrap();
+    let v = engines.wait(declined, Duration::from_secs(15)).unwrap();
+    assert_eq!(v.hint_code, Some(HintCode::UserDeclinedCall));
+    engines.reload(new.config()).unwrap();
+    // Still readable under its id after the reload, then released.
+    assert_eq!(engines.poll(declined).unwrap().state, State::Failed);
+    engines.release(declined).unwrap();
+    assert!(matches!(
+        engines.start(&pnr("197709083336"), StartOptions::default()),
+        Err(bankid::order::Error::Refused(
+            bankid::order::Refusal::DeclinedRecently { .. }
+        ))
+    ));
+    // Other numbers go to the new BankID.
+    let id = engines
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    assert_eq!(
+        engines.wait(id, Duration::from_secs(15)).unwrap().state,
+        State::Complete
+    );
+    assert_eq!(new.lab.orders().len(), 1);
+    assert_eq!(old.lab.orders().len(), 1);
+    engines.shutdown();
+}

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::personnummer::Personnummer;
@@ -104,7 +104,9 @@ struct Counts {
 /// The limits and their counters. Thread-safe; every method is a short in-memory operation.
 pub struct Limits {
     settings: LimitSettings,
-    counts: Mutex<Counts>,
+    /// Shared with the limits of a reloaded configuration ([`Limits::with_settings`]): a
+    /// certificate rotation must not forget who declined a call.
+    counts: Arc<Mutex<Counts>>,
 }
 
 fn recent(times: &mut VecDeque<Instant>, now: Instant) -> usize {
@@ -122,7 +124,15 @@ impl Limits {
     pub fn new(settings: LimitSettings) -> Limits {
         Limits {
             settings,
-            counts: Mutex::new(Counts::default()),
+            counts: Arc::new(Mutex::new(Counts::default())),
+        }
+    }
+
+    /// Limits with new settings that keep counting where these are (same counters).
+    pub fn with_settings(&self, settings: LimitSettings) -> Limits {
+        Limits {
+            settings,
+            counts: self.counts.clone(),
         }
     }
 

@@ -5,10 +5,12 @@
 //! - [`handles`]: ids that never name a different order for the life of the process.
 //! - `task`: one order's start and collect phases, and its cancel at BankID when it ends here.
 //! - [`limits`]: anti-vishing limits applied before anything reaches BankID.
+//! - [`reload`]: a new configuration for new orders while running ones finish on the old.
 //! - [`result_text`]: the agent-visible result line from the configured templates.
 
 pub mod handles;
 pub mod limits;
+pub mod reload;
 pub mod result_text;
 mod task;
 
@@ -27,6 +29,7 @@ use crate::rp::{
 };
 use handles::HandleTable;
 pub use limits::{LimitSettings, Limits, Refusal};
+pub use reload::Reloadable;
 
 /// The most time a cancel at BankID may take when an order ends here (shutdown waits for it).
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -325,6 +328,18 @@ impl Engine {
     /// Loads certificates and builds the HTTP client and background runtime. No request is
     /// sent to BankID.
     pub fn new(config: Config) -> Result<Engine, Error> {
+        let limits = Limits::new(config.limits);
+        Engine::with_limits(config, limits)
+    }
+
+    /// A new engine for a reloaded configuration (e.g. a renewed certificate) that keeps this
+    /// one's anti-vishing counters: a number blocked after a declined call stays blocked.
+    pub fn successor(&self, config: Config) -> Result<Engine, Error> {
+        let limits = self.inner.limits.with_settings(config.limits);
+        Engine::with_limits(config, limits)
+    }
+
+    fn with_limits(config: Config, limits: Limits) -> Result<Engine, Error> {
         let tls = config.tls_config().map_err(Error::Config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads)
@@ -346,7 +361,7 @@ impl Engine {
         };
         let inner = Arc::new(Inner {
             client,
-            limits: Limits::new(config.limits),
+            limits,
             config,
             orders: Mutex::new(HandleTable::default()),
             live_tasks: AtomicUsize::new(0),
