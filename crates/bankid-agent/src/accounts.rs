@@ -151,6 +151,11 @@ impl Accounts {
         (ok && known).then_some(key)
     }
 
+    /// Whether an agent of this (canonical, lower-case) name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
     /// How many agents there are.
     pub fn len(&self) -> usize {
         self.by_name.len()

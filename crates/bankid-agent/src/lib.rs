@@ -23,14 +23,14 @@ pub mod session;
 pub mod texts;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use bankid::order::Engine;
+use bankid::order::{Engine, Reloadable};
 use base64::Engine as _;
 
 use accounts::Accounts;
@@ -53,8 +53,8 @@ const APP_CSS: &str = include_str!("../assets/app.css");
 pub struct Options {
     /// Who may log in.
     pub accounts: Accounts,
-    /// The BankID order engine.
-    pub engine: Engine,
+    /// The BankID order engine (its configuration reloadable while orders run).
+    pub engine: Reloadable,
     /// Test persons when BankID is the embedded simulator (`None`: real BankID).
     pub simulated: Option<Vec<TestPerson>>,
     /// What BankID is, for the page's footer: "BankID test", "BankID", a URL host, "simulator".
@@ -76,7 +76,7 @@ impl Options {
     pub fn new(accounts: Accounts, engine: Engine) -> Options {
         Options {
             accounts,
-            engine,
+            engine: engine.into(),
             simulated: None,
             backend_label: "BankID".into(),
             secure_cookies: false,
@@ -97,6 +97,8 @@ impl Options {
 /// The server's state.
 pub struct App {
     opts: Options,
+    /// Who may log in now: `opts.accounts` at first, replaced by [`App::replace_accounts`].
+    accounts: RwLock<Arc<Accounts>>,
     sessions: session::Sessions,
     orders: Mutex<HashMap<String, orders::AgentOrder>>,
     login_failures: RateLimiter,
@@ -107,6 +109,7 @@ impl App {
     /// The state for a server with these options.
     pub fn new(opts: Options) -> Arc<App> {
         Arc::new(App {
+            accounts: RwLock::new(Arc::new(opts.accounts.clone())),
             login_failures: RateLimiter::new(opts.login_limit),
             identifications: RateLimiter::new(opts.identify_limit),
             opts,
@@ -115,9 +118,33 @@ impl App {
         })
     }
 
-    /// The engine (for tests and shutdown).
-    pub fn engine(&self) -> &Engine {
+    /// The engine (for reloads, tests and shutdown).
+    pub fn engine(&self) -> &Reloadable {
         &self.opts.engine
+    }
+
+    /// Who may log in now.
+    pub fn accounts(&self) -> Arc<Accounts> {
+        self.accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Takes a re-read accounts file into use: new agents can log in at once, a changed
+    /// password counts from the next login, and the sessions of agents no longer in the file
+    /// end with their pending identifications cancelled, as at a logout.
+    pub fn replace_accounts(&self, accounts: Accounts) {
+        let ended = self.sessions.end_unless(|agent| accounts.contains(agent));
+        let agents = accounts.len();
+        *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(accounts);
+        for agent in &ended {
+            orders::cancel_pending_of(self, agent);
+        }
+        log::info!(
+            "accounts reloaded: {agents} agent(s); {} session(s) of removed agents ended",
+            ended.len()
+        );
     }
 
     /// Orders held for agents.

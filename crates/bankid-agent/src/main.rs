@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bankid::config::Endpoint;
+use bankid::config::{Config, Endpoint};
 use bankid::order::Engine;
 use bankid_agent::accounts::{self, Accounts};
 use bankid_agent::error::StartupError;
@@ -40,7 +40,8 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Agent accounts (TOML, argon2 hashes); created with one generated agent if missing.
-    #[arg(long, default_value = "bankid-agent-accounts.toml")]
+    /// Re-read on SIGHUP. Also accepted after `add-agent`.
+    #[arg(long, global = true, default_value = "bankid-agent-accounts.toml")]
     accounts: PathBuf,
     /// BankID configuration (TOML, as for libbankid); default: BANKID_* variables, else an
     /// embedded simulator while --listen is a loopback address.
@@ -112,9 +113,9 @@ fn run(cli: Cli) -> Result<(), StartupError> {
         .map_err(|e| StartupError::os("the async runtime", e))?;
     // Installed before the embedded simulator's directory exists: SIGTERM/SIGINT from here on
     // end in the drops below (orders cancelled at BankID, the directory removed).
-    let mut stop = {
+    let mut signals = {
         let _in_rt = rt.enter();
-        Shutdown::install()?
+        Signals::install()?
     };
     let (accounts, first) = Accounts::load_or_create(&cli.accounts)?;
     let agents = accounts.len();
@@ -184,13 +185,20 @@ fn run(cli: Cli) -> Result<(), StartupError> {
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("open {scheme}://{addr}/ and log in");
-        tokio::select! {
-            r = bankid_agent::serve(listener, app.clone(), tls) => {
-                r.map_err(|e| StartupError::os(format!("serving on {addr}"), e))
-            }
-            _ = stop.recv() => {
-                println!("stopping: cancelling pending identifications");
-                Ok(())
+        let served = bankid_agent::serve(listener, app.clone(), tls);
+        tokio::pin!(served);
+        loop {
+            tokio::select! {
+                r = &mut served => {
+                    return r.map_err(|e| StartupError::os(format!("serving on {addr}"), e));
+                }
+                signal = signals.recv() => match signal {
+                    Signal::Stop => {
+                        println!("stopping: cancelling pending identifications");
+                        return Ok(());
+                    }
+                    Signal::Reload => reload(&cli, &backend, &app),
+                },
             }
         }
     })?;
@@ -200,27 +208,67 @@ fn run(cli: Cli) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// SIGTERM and SIGINT.
-struct Shutdown {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
+/// SIGHUP: re-reads the accounts file and the BankID configuration (`--config`, or the
+/// `BANKID_*` variables and the files they name — a renewed certificate). New logins and new
+/// identifications use them at once; identifications in progress finish on the configuration
+/// they started with, and nobody is logged out (but agents removed from the file). What cannot
+/// be read is logged, and what runs stays.
+fn reload(cli: &Cli, backend: &Backend, app: &App) {
+    match Accounts::load(&cli.accounts) {
+        Ok(accounts) => app.replace_accounts(accounts),
+        Err(e) => log::error!("SIGHUP: accounts not reloaded, the running ones stay: {e}"),
+    }
+    if backend.is_simulated() {
+        log::info!("SIGHUP: the embedded simulator has no BankID configuration to reload");
+        return;
+    }
+    let config = match &backend.config_file {
+        Some(path) => Config::from_file(path),
+        None => Config::from_env(),
+    };
+    match config
+        .map_err(bankid::order::Error::Config)
+        .and_then(|c| app.engine().reload(c))
+    {
+        Ok(()) => log::info!("SIGHUP: BankID configuration reloaded"),
+        Err(e) => {
+            log::error!("SIGHUP: BankID configuration not reloaded, the running one stays: {e}")
+        }
+    }
 }
 
-impl Shutdown {
+/// What a signal asks for.
+enum Signal {
+    /// SIGTERM, SIGINT: cancel pending orders and exit.
+    Stop,
+    /// SIGHUP: re-read the configuration and the accounts.
+    Reload,
+}
+
+/// SIGTERM, SIGINT and SIGHUP.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
     /// Installs the handlers; needs a runtime context.
-    fn install() -> Result<Shutdown, StartupError> {
+    fn install() -> Result<Signals, StartupError> {
         use tokio::signal::unix::{signal, SignalKind};
         let signals = |e| StartupError::os("signals", e);
-        Ok(Shutdown {
+        Ok(Signals {
             term: signal(SignalKind::terminate()).map_err(signals)?,
             int: signal(SignalKind::interrupt()).map_err(signals)?,
+            hup: signal(SignalKind::hangup()).map_err(signals)?,
         })
     }
 
-    async fn recv(&mut self) {
+    async fn recv(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
         }
     }
 }

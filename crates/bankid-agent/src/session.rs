@@ -79,6 +79,20 @@ impl Sessions {
         })
     }
 
+    /// Ends the sessions of agents `keep` says no longer exist (after the accounts file
+    /// changed); returns those agents.
+    pub(crate) fn end_unless(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut ended = Vec::new();
+        lock(&self.by_token).retain(|_, s| {
+            let kept = keep(&s.agent);
+            if !kept {
+                ended.push(s.agent.clone());
+            }
+            kept
+        });
+        ended
+    }
+
     /// Ends sessions idle longer than `idle`.
     pub(crate) fn prune(&self, idle: Duration) {
         lock(&self.by_token).retain(|_, s| s.last_seen.elapsed() <= idle);
@@ -263,7 +277,7 @@ async fn login(
     let verifier = app.clone();
     let (user, password) = (req.username, req.password);
     let verified =
-        tokio::task::spawn_blocking(move || verifier.opts.accounts.verify(&user, &password))
+        tokio::task::spawn_blocking(move || verifier.accounts().verify(&user, &password))
             .await
             .map_err(|e| {
                 log::error!("verifying a password: {e}");

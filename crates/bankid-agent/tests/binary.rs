@@ -440,3 +440,155 @@ async fn sigterm_cancels_pending_orders_at_bankid() {
     sim.shutdown();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Sends `signal` (e.g. "-HUP") to the agent server.
+fn signal(r: &Running, signal: &str) {
+    let st = Command::new("kill")
+        .args([signal, &r.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_bankid_and_the_accounts_without_logging_anyone_out() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-hup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two BankIDs with different CAs and client certificates: the renewal moves from the first
+    // to the second.
+    let first = bankid_sim::Lab::start(bankid_sim::SimConfig {
+        speed: 0.05,
+        ..Default::default()
+    })
+    .unwrap();
+    let second = bankid_sim::Lab::start(bankid_sim::SimConfig {
+        speed: 0.05,
+        ..Default::default()
+    })
+    .unwrap();
+    let config = dir.join("bankid.toml");
+    let absolute = |lab: &bankid_sim::Lab| {
+        format!(
+            "url = \"{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            lab.base_url(),
+            lab.ca_file().display(),
+            lab.cert_file().display(),
+            lab.key_file().display()
+        )
+    };
+    std::fs::write(&config, absolute(&first)).unwrap();
+    // `--accounts` after the subcommand, as an operator types it.
+    let out = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+        .arg("add-agent")
+        .arg("anna")
+        .arg("--accounts")
+        .arg(dir.join("agents.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let anna_password = String::from_utf8_lossy(&out.stdout)
+        .rsplit("password ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    // bob's logins before the reload fail: let them not hit the failed-login limit.
+    let run = run_agent_with(
+        &dir,
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--login-limit".as_ref(),
+            "1000/15m".as_ref(),
+        ],
+    );
+    let base = run.url.clone();
+    let anna = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let session = login(&anna, &base, "anna", &anna_password).await;
+    assert_eq!(session["loggedIn"], true, "{session}");
+    let csrf = session["csrf"].as_str().unwrap().to_string();
+    // Pending at the first BankID while the certificate is renewed.
+    first.set_scenario(
+        "198503121116",
+        bankid_sim::Scenario {
+            steps: vec![bankid_sim::Step {
+                hint_code: "userCallConfirm".into(),
+                ms: 60_000,
+            }],
+            outcome: "complete".into(),
+        },
+    );
+    let (status, running) = post(
+        &anna,
+        &format!("{base}/api/identify"),
+        &csrf,
+        json!({"personalNumber": "198503121116"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{running}");
+
+    // bob is added while the page runs; SIGHUP also takes the renewed configuration.
+    let out = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+        .args(["add-agent", "bob", "--accounts"])
+        .arg(dir.join("agents.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let bob_password = String::from_utf8_lossy(&out.stdout)
+        .rsplit("password ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let bob = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let refused = login(&bob, &base, "bob", &bob_password).await;
+    assert_ne!(
+        refused["loggedIn"], true,
+        "not before the reload: {refused}"
+    );
+    std::fs::write(&config, absolute(&second)).unwrap();
+    signal(&run, "-HUP");
+    let until = Instant::now() + Duration::from_secs(10);
+    let bob_session = loop {
+        let s = login(&bob, &base, "bob", &bob_password).await;
+        if s["loggedIn"] == true || Instant::now() > until {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(bob_session["loggedIn"], true, "{bob_session}");
+
+    // anna is still logged in; her order finishes at the first BankID.
+    let done = wait_final(&anna, &base, running["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "complete", "{done}");
+    // A new identification goes to the second one.
+    let bob_csrf = bob_session["csrf"].as_str().unwrap().to_string();
+    let (status, fresh) = post(
+        &bob,
+        &format!("{base}/api/identify"),
+        &bob_csrf,
+        json!({"personalNumber": "199908072391"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{fresh}");
+    let done = wait_final(&bob, &base, fresh["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "complete", "{done}");
+    let masked = |lab: &bankid_sim::Lab| {
+        lab.orders()
+            .iter()
+            .filter_map(|o| o.personal_number_masked.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(masked(&first), vec!["850312-XXXX".to_string()]);
+    assert_eq!(masked(&second), vec!["990807-XXXX".to_string()]);
+    let err = stop(run);
+    assert!(err.contains("BankID configuration reloaded"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
