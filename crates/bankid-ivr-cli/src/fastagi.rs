@@ -27,8 +27,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
+use bankid::config::Config;
 use bankid::messages::Language;
-use bankid::{Engine, Personnummer, StartOptions, State};
+use bankid::order::Reloadable;
+use bankid::{Personnummer, StartOptions, State};
 
 use bankid_backend::{Backend, SimulatorPolicy};
 use bankid_ivr_cli::agi::{self, Command, Environment, LineBuffer, Reply, ReplyParser, VarName};
@@ -425,7 +427,7 @@ impl Session {
 
 /// Releases the order when dropped: a hang-up, a broken connection or a shutdown anywhere
 /// cancels it at BankID.
-struct OrderGuard(Arc<Engine>, u64);
+struct OrderGuard(Arc<Reloadable>, u64);
 impl Drop for OrderGuard {
     fn drop(&mut self) {
         let _ = self.0.release(self.1);
@@ -435,7 +437,7 @@ impl Drop for OrderGuard {
 async fn serve_call(
     stream: TcpStream,
     peer: SocketAddr,
-    engine: Arc<Engine>,
+    engine: Arc<Reloadable>,
     settings: Arc<Settings>,
     mut stopping: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
@@ -491,7 +493,11 @@ async fn serve_call(
     }
 }
 
-async fn session(s: &mut Session, engine: &Arc<Engine>, settings: &Settings) -> Step<&'static str> {
+async fn session(
+    s: &mut Session,
+    engine: &Arc<Reloadable>,
+    settings: &Settings,
+) -> Step<&'static str> {
     let env = s.read_environment(settings.env_deadline).await?;
     s.environment_read = true;
     s.caller_id = env.caller_id.clone();
@@ -512,7 +518,7 @@ async fn session(s: &mut Session, engine: &Arc<Engine>, settings: &Settings) -> 
 
 async fn identify(
     s: &mut Session,
-    engine: &Arc<Engine>,
+    engine: &Arc<Reloadable>,
     settings: &Settings,
 ) -> Step<&'static str> {
     let failed_text = engine.config().result_failed.clone();
@@ -604,19 +610,27 @@ async fn identify(
     Ok(outcome)
 }
 
-/// Accepts calls until SIGTERM/SIGINT, then stops the live ones; returns the exit status.
+/// Accepts calls until SIGTERM/SIGINT, then stops the live ones; on SIGHUP calls `reload`.
+/// Returns the exit status.
 async fn serve(
     listener: TcpListener,
-    engine: Arc<Engine>,
+    engine: Arc<Reloadable>,
     settings: Arc<Settings>,
     mut signals: Signals,
+    reload: impl Fn(),
 ) -> i32 {
     let slots = Arc::new(Semaphore::new(settings.max_calls));
     let (stop, stopping) = watch::channel(false);
     let mut backoff = Duration::ZERO;
     loop {
         let accepted = tokio::select! {
-            _ = signals.next() => break,
+            signal = signals.next() => match signal {
+                Signal::Stop => break,
+                Signal::Reload => {
+                    reload();
+                    continue;
+                }
+            },
             a = listener.accept() => a,
         };
         let (stream, peer) = match accepted {
@@ -630,7 +644,13 @@ async fn serve(
                 backoff = (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
                 log::warn!("accept failed: {e}; next try in {} ms", backoff.as_millis());
                 tokio::select! {
-                    _ = signals.next() => break,
+                    signal = signals.next() => match signal {
+                        Signal::Stop => break,
+                        Signal::Reload => {
+                            reload();
+                            continue;
+                        }
+                    },
                     _ = sleep(backoff) => continue,
                 }
             }
@@ -672,22 +692,33 @@ async fn serve(
     exit::OK
 }
 
-/// SIGTERM and SIGINT.
+/// What a signal asks for.
+enum Signal {
+    /// SIGTERM, SIGINT: stop accepting, end the live calls, exit.
+    Stop,
+    /// SIGHUP: re-read the BankID configuration (a renewed certificate).
+    Reload,
+}
+
+/// SIGTERM, SIGINT and SIGHUP.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    async fn next(&mut self) {
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
         }
     }
 }
 
-/// Runs the server until SIGTERM/SIGINT; returns the exit status.
+/// Runs the server until SIGTERM/SIGINT (SIGHUP reloads the configuration); returns the exit
+/// status.
 pub fn run(args: Args) -> i32 {
     let lang = match Language::parse(&args.lang) {
         Some(l) => l,
@@ -725,9 +756,10 @@ pub fn run(args: Args) -> i32 {
         match (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) {
-            (Ok(term), Ok(int)) => Signals { term, int },
-            (Err(e), _) | (_, Err(e)) => {
+            (Ok(term), Ok(int), Ok(hup)) => Signals { term, int, hup },
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                 eprintln!("bankid-ivr fastagi: signals: {e}");
                 return exit::USAGE;
             }
@@ -745,7 +777,7 @@ pub fn run(args: Args) -> i32 {
             return exit::USAGE;
         }
     };
-    let engine = match Engine::new(backend.config.clone()) {
+    let engine = match Reloadable::new(backend.config.clone()) {
         Ok(e) => Arc::new(e),
         Err(e) => {
             eprintln!("bankid-ivr fastagi: {e}");
@@ -797,7 +829,27 @@ pub fn run(args: Args) -> i32 {
         env_deadline: Duration::from_millis(args.env_deadline_ms.max(1)),
         reply_deadline: Duration::from_millis(args.reply_deadline_ms.max(1)),
     });
-    let code = rt.block_on(serve(listener, engine.clone(), settings, signals));
+    // SIGHUP: new calls use the re-read configuration, calls in progress finish on theirs.
+    let reload = || {
+        if backend.is_simulated() {
+            log::info!("SIGHUP: the embedded simulator has no BankID configuration to reload");
+            return;
+        }
+        let config = match &backend.config_file {
+            Some(path) => Config::from_file(path),
+            None => Config::from_env(),
+        };
+        match config
+            .map_err(bankid::order::Error::Config)
+            .and_then(|c| engine.reload(c))
+        {
+            Ok(()) => log::info!("SIGHUP: BankID configuration reloaded"),
+            Err(e) => {
+                log::error!("SIGHUP: BankID configuration not reloaded, the running one stays: {e}")
+            }
+        }
+    };
+    let code = rt.block_on(serve(listener, engine.clone(), settings, signals, reload));
     // Calls still running are dropped with the runtime: their orders are released.
     drop(rt);
     // Cancels whatever is still pending and waits until BankID has been told (a few seconds at

@@ -65,11 +65,12 @@ fn start() -> (Lab, Server) {
 
 /// The simulator, and `bankid-ivr fastagi` on 127.0.0.1:0 in front of it with `extra` arguments.
 fn start_with(extra: &[&str]) -> (Lab, Server) {
-    start_wrapped(extra, None)
+    start_wrapped(extra, None, "warn")
 }
 
-/// Like [`start_with`]; with `nofile`, the server runs under that file-descriptor limit.
-fn start_wrapped(extra: &[&str], nofile: Option<u32>) -> (Lab, Server) {
+/// Like [`start_with`]; with `nofile`, the server runs under that file-descriptor limit; it
+/// logs at `log_level`.
+fn start_wrapped(extra: &[&str], nofile: Option<u32>, log_level: &str) -> (Lab, Server) {
     let sim = Lab::start(SimConfig {
         speed: 0.01,
         ..Default::default()
@@ -102,7 +103,7 @@ fn start_wrapped(extra: &[&str], nofile: Option<u32>) -> (Lab, Server) {
         .env_remove("BANKID_PRESET")
         .env_remove("BANKID_URL")
         .env_remove("BANKID_SIMULATOR")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log_level)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -795,7 +796,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn out_of_file_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
-    let (sim, server) = start_wrapped(&[], Some(48));
+    let (sim, server) = start_wrapped(&[], Some(48), "warn");
     // Calls that hold a descriptor each, waiting at the prompt for a number, until the server
     // has none left: further connections wait in the kernel's backlog, accept fails (EMFILE).
     let mut held = Vec::new();
@@ -897,4 +898,77 @@ fn a_declined_number_is_blocked_and_one_caller_id_is_limited_per_hour() {
         },
     );
     assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("complete"));
+}
+
+#[test]
+fn sighup_takes_a_renewed_configuration_for_new_calls_while_running_calls_finish() {
+    let (first, server) = start_wrapped(&[], None, "info");
+    let second = Lab::start(SimConfig {
+        speed: 0.01,
+        ..Default::default()
+    })
+    .unwrap();
+    // Pending at the first BankID for 1.5 s (its order lifetime is 1.8 s), across the reload.
+    first.set_scenario(
+        "198503121116",
+        Scenario {
+            steps: vec![Step {
+                hint_code: "userCallConfirm".into(),
+                ms: 150_000,
+            }],
+            outcome: "complete".into(),
+        },
+    );
+    let caller = |pnr: &str, id: &str| Caller {
+        digits: vec![Some(pnr.into())],
+        hangup_after_prompt: None,
+        caller_id: Some(id.into()),
+    };
+    let addr = server.addr.clone();
+    let first_call = caller("198503121116", "46700000001");
+    let running = std::thread::spawn(move || call(&addr, first_call));
+    wait_for(
+        "the first order at the first BankID",
+        Duration::from_secs(10),
+        || first.orders().len() == 1,
+    );
+    // The renewed configuration, at the path the server was started with.
+    std::fs::write(
+        first.dir().join("bankid.toml"),
+        format!(
+            "url = \"{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\npoll_interval_ms = 20\n",
+            second.base_url(),
+            second.ca_file().display(),
+            second.cert_file().display(),
+            second.key_file().display()
+        ),
+    )
+    .unwrap();
+    server.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        server.log().contains("BankID configuration reloaded")
+    });
+    assert_eq!(
+        first.orders()[0].status,
+        "pending",
+        "running across the reload"
+    );
+    let fresh = call(&server.addr, caller("199908072391", "46700000002"));
+    assert_eq!(var(&fresh, "BANKID_STATUS").as_deref(), Some("complete"));
+    let old = running.join().unwrap();
+    assert_eq!(
+        var(&old, "BANKID_STATUS").as_deref(),
+        Some("complete"),
+        "{old:?}\n{:?}\n{}",
+        first.orders(),
+        server.log()
+    );
+    let masked = |lab: &Simulator| {
+        lab.orders()
+            .iter()
+            .filter_map(|o| o.personal_number_masked.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(masked(&first), vec!["850312-XXXX".to_string()]);
+    assert_eq!(masked(&second), vec!["990807-XXXX".to_string()]);
 }
