@@ -323,8 +323,10 @@ fn the_c_abi_holds_its_conventions() {
     );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (longest, codes) = poller.join().unwrap();
+    // (Plus 100 ms of scheduling noise: on a loaded machine the polling thread itself may be
+    // descheduled for longer than a quick shutdown takes.)
     assert!(
-        longest <= shutdown_took,
+        longest <= shutdown_took + std::time::Duration::from_millis(100),
         "a poll during shutdown took {longest:?}, the shutdown {shutdown_took:?}"
     );
     assert!(

@@ -46,15 +46,20 @@ fn wait_final(order: bankid_order) -> u32 {
 
 #[test]
 fn reload_sends_new_orders_to_the_new_configuration_and_lets_running_ones_finish() {
-    let old = common::sim();
+    // The old BankID's order takes 4 s (its orders live long enough), so it is still running
+    // when the reload comes, even on a loaded machine.
+    let old = common::sim_with(bankid_sim::SimConfig {
+        speed: 0.01,
+        order_lifetime: Duration::from_secs(6000),
+        ..Default::default()
+    });
     let new = common::sim();
-    // The old BankID's order takes 1.5 s, so it is still running when the reload comes.
     old.lab.set_scenario(
         "198503121116",
         Scenario {
             steps: vec![Step {
                 hint_code: "userCallConfirm".into(),
-                ms: 150_000,
+                ms: 400_000,
             }],
             outcome: "complete".into(),
         },

@@ -357,7 +357,15 @@ impl Engine {
                 config.request_timeout,
                 config.max_connections,
             )
-            .map_err(|e| Error::Config(ConfigError(e)))?
+        };
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                // Not a plain drop: a runtime dropped inside another one (a SIGHUP reload in a
+                // tool's async code) panics.
+                runtime.shutdown_background();
+                return Err(Error::Config(ConfigError(e)));
+            }
         };
         let inner = Arc::new(Inner {
             client,

@@ -151,9 +151,12 @@ impl Accounts {
         (ok && known).then_some(key)
     }
 
-    /// Whether an agent of this (canonical, lower-case) name exists.
-    pub fn contains(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
+    /// Whether the agent of this (canonical, lower-case) name exists here with the same
+    /// password hash as in `other` (not removed, password not reset).
+    pub fn same_entry(&self, name: &str, other: &Accounts) -> bool {
+        self.by_name
+            .get(name)
+            .is_some_and(|h| other.by_name.get(name) == Some(h))
     }
 
     /// How many agents there are.

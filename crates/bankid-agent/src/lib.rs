@@ -131,13 +131,19 @@ impl App {
             .clone()
     }
 
-    /// Takes a re-read accounts file into use: new agents can log in at once, a changed
-    /// password counts from the next login, and the sessions of agents no longer in the file
-    /// end with their pending identifications cancelled, as at a logout.
+    /// Takes a re-read accounts file into use: new agents can log in at once; the sessions of
+    /// agents removed from the file, or whose password was reset (`add-agent` on an existing
+    /// name, e.g. after a compromise), end with their pending identifications cancelled, as at
+    /// a logout. Everybody else stays logged in.
     pub fn replace_accounts(&self, accounts: Accounts) {
-        let ended = self.sessions.end_unless(|agent| accounts.contains(agent));
+        let accounts = Arc::new(accounts);
+        let ended = {
+            let mut current = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+            let before = std::mem::replace(&mut *current, accounts.clone());
+            self.sessions
+                .end_unless(|agent| accounts.same_entry(agent, &before))
+        };
         let agents = accounts.len();
-        *self.accounts.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(accounts);
         for agent in &ended {
             orders::cancel_pending_of(self, agent);
         }

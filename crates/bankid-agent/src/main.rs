@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bankid::config::{Config, Endpoint};
+use bankid::config::Endpoint;
 use bankid::order::Engine;
 use bankid_agent::accounts::{self, Accounts};
 use bankid_agent::error::StartupError;
@@ -218,23 +218,7 @@ fn reload(cli: &Cli, backend: &Backend, app: &App) {
         Ok(accounts) => app.replace_accounts(accounts),
         Err(e) => log::error!("SIGHUP: accounts not reloaded, the running ones stay: {e}"),
     }
-    if backend.is_simulated() {
-        log::info!("SIGHUP: the embedded simulator has no BankID configuration to reload");
-        return;
-    }
-    let config = match &backend.config_file {
-        Some(path) => Config::from_file(path),
-        None => Config::from_env(),
-    };
-    match config
-        .map_err(bankid::order::Error::Config)
-        .and_then(|c| app.engine().reload(c))
-    {
-        Ok(()) => log::info!("SIGHUP: BankID configuration reloaded"),
-        Err(e) => {
-            log::error!("SIGHUP: BankID configuration not reloaded, the running one stays: {e}")
-        }
-    }
+    backend.reload_into(app.engine());
 }
 
 /// What a signal asks for.

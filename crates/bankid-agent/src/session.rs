@@ -274,15 +274,18 @@ async fn login(
         log::warn!("login for {key}: refused, too many failed attempts");
         return Err(ApiError::TooManyLogins { retry_after });
     }
-    let verifier = app.clone();
+    let accounts = app.accounts();
+    let verifier = accounts.clone();
     let (user, password) = (req.username, req.password);
-    let verified =
-        tokio::task::spawn_blocking(move || verifier.accounts().verify(&user, &password))
-            .await
-            .map_err(|e| {
-                log::error!("verifying a password: {e}");
-                ApiError::Internal("login failed")
-            })?;
+    let verified = tokio::task::spawn_blocking(move || verifier.verify(&user, &password))
+        .await
+        .map_err(|e| {
+            log::error!("verifying a password: {e}");
+            ApiError::Internal("login failed")
+        })?;
+    // The accounts file may have been reloaded while the hash was checked: a removed agent or
+    // a password reset in between must not get a session from the old entry.
+    let verified = verified.filter(|name| app.accounts().same_entry(name, &accounts));
     let Some(name) = verified else {
         app.login_failures.record(&key);
         log::warn!("login for {key}: wrong name or password");

@@ -511,13 +511,14 @@ async fn sighup_reloads_bankid_and_the_accounts_without_logging_anyone_out() {
     let session = login(&anna, &base, "anna", &anna_password).await;
     assert_eq!(session["loggedIn"], true, "{session}");
     let csrf = session["csrf"].as_str().unwrap().to_string();
-    // Pending at the first BankID while the certificate is renewed.
+    // Pending at the first BankID for 7 s (its orders live 9 s) while the certificate is
+    // renewed.
     first.set_scenario(
         "198503121116",
         bankid_sim::Scenario {
             steps: vec![bankid_sim::Step {
                 hint_code: "userCallConfirm".into(),
-                ms: 60_000,
+                ms: 140_000,
             }],
             outcome: "complete".into(),
         },
@@ -564,6 +565,11 @@ async fn sighup_reloads_bankid_and_the_accounts_without_logging_anyone_out() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(bob_session["loggedIn"], true, "{bob_session}");
+    assert_eq!(
+        first.orders()[0].status,
+        "pending",
+        "anna's order runs across the reload"
+    );
 
     // anna is still logged in; her order finishes at the first BankID.
     let done = wait_final(&anna, &base, running["id"].as_str().unwrap()).await;
@@ -588,6 +594,30 @@ async fn sighup_reloads_bankid_and_the_accounts_without_logging_anyone_out() {
     };
     assert_eq!(masked(&first), vec!["850312-XXXX".to_string()]);
     assert_eq!(masked(&second), vec!["990807-XXXX".to_string()]);
+
+    // anna's password is reset (a compromised account): her session ends at the next SIGHUP,
+    // bob's does not.
+    let out = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+        .args(["add-agent", "anna", "--accounts"])
+        .arg(dir.join("agents.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    signal(&run, "-HUP");
+    let logged_in = |http: &reqwest::Client| {
+        let http = http.clone();
+        let url = format!("{base}/api/session");
+        async move {
+            let s: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+            s["loggedIn"] == true
+        }
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while logged_in(&anna).await && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!logged_in(&anna).await, "anna's session ended");
+    assert!(logged_in(&bob).await, "bob stays logged in");
     let err = stop(run);
     assert!(err.contains("BankID configuration reloaded"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();

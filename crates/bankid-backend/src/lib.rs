@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bankid::config::{Config, ConfigError};
+use bankid::order::Reloadable;
 use bankid_sim::{Lab, SimConfig, SimError};
 
 /// A configuration and, when it points at one, the embedded simulator that must outlive it.
@@ -179,6 +180,31 @@ impl Backend {
             config_file: Some(file),
             lab: Some(lab),
         })
+    }
+
+    /// On SIGHUP: re-reads the configuration from where it came (`--config`, or the
+    /// `BANKID_*` variables and the files they name — a renewed certificate) into `engine`:
+    /// new orders use it, running ones finish on theirs. What cannot be read or loaded is
+    /// logged and the running configuration stays; the embedded simulator has nothing to
+    /// re-read.
+    pub fn reload_into(&self, engine: &Reloadable) {
+        if self.is_simulated() {
+            log::info!("SIGHUP: the embedded simulator has no BankID configuration to reload");
+            return;
+        }
+        let config = match &self.config_file {
+            Some(path) => Config::from_file(path),
+            None => Config::from_env(),
+        };
+        match config
+            .map_err(bankid::order::Error::Config)
+            .and_then(|c| engine.reload(c))
+        {
+            Ok(()) => log::info!("SIGHUP: BankID configuration reloaded"),
+            Err(e) => {
+                log::error!("SIGHUP: BankID configuration not reloaded, the running one stays: {e}")
+            }
+        }
     }
 
     /// Whether this is the embedded simulator.

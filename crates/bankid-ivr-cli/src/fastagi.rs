@@ -27,7 +27,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
-use bankid::config::Config;
 use bankid::messages::Language;
 use bankid::order::Reloadable;
 use bankid::{Personnummer, StartOptions, State};
@@ -830,25 +829,7 @@ pub fn run(args: Args) -> i32 {
         reply_deadline: Duration::from_millis(args.reply_deadline_ms.max(1)),
     });
     // SIGHUP: new calls use the re-read configuration, calls in progress finish on theirs.
-    let reload = || {
-        if backend.is_simulated() {
-            log::info!("SIGHUP: the embedded simulator has no BankID configuration to reload");
-            return;
-        }
-        let config = match &backend.config_file {
-            Some(path) => Config::from_file(path),
-            None => Config::from_env(),
-        };
-        match config
-            .map_err(bankid::order::Error::Config)
-            .and_then(|c| engine.reload(c))
-        {
-            Ok(()) => log::info!("SIGHUP: BankID configuration reloaded"),
-            Err(e) => {
-                log::error!("SIGHUP: BankID configuration not reloaded, the running one stays: {e}")
-            }
-        }
-    };
+    let reload = || backend.reload_into(&engine);
     let code = rt.block_on(serve(listener, engine.clone(), settings, signals, reload));
     // Calls still running are dropped with the runtime: their orders are released.
     drop(rt);

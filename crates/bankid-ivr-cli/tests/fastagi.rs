@@ -71,11 +71,16 @@ fn start_with(extra: &[&str]) -> (Lab, Server) {
 /// Like [`start_with`]; with `nofile`, the server runs under that file-descriptor limit; it
 /// logs at `log_level`.
 fn start_wrapped(extra: &[&str], nofile: Option<u32>, log_level: &str) -> (Lab, Server) {
-    let sim = Lab::start(SimConfig {
+    let sim = SimConfig {
         speed: 0.01,
         ..Default::default()
-    })
-    .unwrap();
+    };
+    start_on(sim, extra, nofile, log_level)
+}
+
+/// Like [`start_wrapped`], in front of a simulator with these settings.
+fn start_on(sim: SimConfig, extra: &[&str], nofile: Option<u32>, log_level: &str) -> (Lab, Server) {
+    let sim = Lab::start(sim).unwrap();
     let config = sim.write_client_toml("poll_interval_ms = 20").unwrap();
     let dir = sim.dir().to_path_buf();
     let log = dir.join("server.log");
@@ -902,19 +907,25 @@ fn a_declined_number_is_blocked_and_one_caller_id_is_limited_per_hour() {
 
 #[test]
 fn sighup_takes_a_renewed_configuration_for_new_calls_while_running_calls_finish() {
-    let (first, server) = start_wrapped(&[], None, "info");
+    // Orders at the first BankID live long enough to be pending across the reload.
+    let long_lived = SimConfig {
+        speed: 0.01,
+        order_lifetime: Duration::from_secs(6000),
+        ..Default::default()
+    };
+    let (first, server) = start_on(long_lived, &[], None, "info");
     let second = Lab::start(SimConfig {
         speed: 0.01,
         ..Default::default()
     })
     .unwrap();
-    // Pending at the first BankID for 1.5 s (its order lifetime is 1.8 s), across the reload.
+    // Pending at the first BankID for 4 s, across the reload.
     first.set_scenario(
         "198503121116",
         Scenario {
             steps: vec![Step {
                 hint_code: "userCallConfirm".into(),
-                ms: 150_000,
+                ms: 400_000,
             }],
             outcome: "complete".into(),
         },
