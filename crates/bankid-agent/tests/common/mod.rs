@@ -2,6 +2,9 @@
 //! process, and HTTP clients with cookie jars.
 #![allow(dead_code)]
 
+/// Chromium over WebDriver (only the browser tests use it).
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
