@@ -264,6 +264,14 @@ async fn behind_nginx_at_bankid_a_real_browser_logs_in_and_identifies() {
     let page = http.get(format!("{site}/bankid/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("src=\"app.js\""));
+    let bare = http.get(format!("{site}/bankid")).send().await.unwrap();
+    assert_eq!(
+        bare.status(),
+        301,
+        "nginx's own redirect, as the README says"
+    );
+    let to = bare.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.ends_with("/bankid/"), "{to}");
     let js = http
         .get(format!("{site}/bankid/app.js"))
         .send()
