@@ -110,8 +110,12 @@ impl Cidr {
         if prefix > max {
             return Err(bad(&format!("the prefix is at most {max}")));
         }
+        if net.to_canonical() != net {
+            // Peers are compared as IPv4: a mapped block would never match.
+            return Err(bad("an IPv4-mapped address; write the IPv4 block"));
+        }
         let cidr = Cidr { net, prefix };
-        if !cidr.contains(net) || cidr.masked(net) != bits(net) {
+        if cidr.masked(net) != bits(net) {
             return Err(bad("the address has bits set beyond the prefix"));
         }
         Ok(cidr)
@@ -358,6 +362,7 @@ mod tests {
             "localhost/32",
             "10.0.0.0/8/8",
             " 10.0.0.0/8",
+            "::ffff:127.0.0.1/128",
         ] {
             assert!(Cidr::parse(bad).is_err(), "{bad:?}");
         }
