@@ -179,6 +179,8 @@
   }
 
   // ---- server calls ----
+  // Paths are relative to the page (`/`, or `/bankid/` with --base-path /bankid), so the page
+  // works under whatever base path it is served from.
   async function api(method, path, body) {
     const headers = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -192,7 +194,7 @@
     }
     let data = {};
     try { data = await resp.json(); } catch (e) { data = { error: 'http_' + resp.status }; }
-    if (resp.status === 401 && path !== '/api/login') { loggedOut(); }
+    if (resp.status === 401 && path !== 'api/login') { loggedOut(); }
     return { ok: resp.ok, status: resp.status, data };
   }
 
@@ -204,7 +206,7 @@
   }
 
   async function loadSession() {
-    const r = await api('GET', '/api/session');
+    const r = await api('GET', 'api/session');
     if (!r.ok) { $('backend').textContent = '?'; return; }
     session = r.data;
     $('backend').textContent = session.backend;
@@ -239,7 +241,7 @@
     const err = $('login-error');
     show(err, false);
     $('login-button').disabled = true;
-    const r = await api('POST', '/api/login', { username: $('username').value, password: $('password').value });
+    const r = await api('POST', 'api/login', { username: $('username').value, password: $('password').value });
     $('login-button').disabled = false;
     if (!r.ok) { err.textContent = apiMessage(r.data); show(err, true); $('password').value = ''; return; }
     session = r.data;
@@ -247,7 +249,7 @@
   });
 
   $('logout').addEventListener('click', async () => {
-    await api('POST', '/api/logout', {});
+    await api('POST', 'api/logout', {});
     loggedOut();
   });
 
@@ -299,7 +301,7 @@
     const err = $('identify-error');
     show(err, false);
     $('identify').disabled = true;
-    const r = await api('POST', '/api/identify', { personalNumber, callInitiator });
+    const r = await api('POST', 'api/identify', { personalNumber, callInitiator });
     $('identify').disabled = false;
     if (!r.ok) {
       if (r.status === 401) return;
@@ -324,7 +326,7 @@
   $('cancel').addEventListener('click', async () => {
     if (!current) return;
     $('cancel').disabled = true;
-    const r = await api('POST', '/api/orders/' + encodeURIComponent(current.id) + '/cancel', {});
+    const r = await api('POST', 'api/orders/' + encodeURIComponent(current.id) + '/cancel', {});
     $('cancel').disabled = false;
     if (r.ok) { current = r.data; renderOrder(current); }
   });
@@ -350,7 +352,7 @@
       pollTimer = null;
       if (!current) return;
       const id = current.id;
-      const r = await api('GET', '/api/orders/' + encodeURIComponent(id));
+      const r = await api('GET', 'api/orders/' + encodeURIComponent(id));
       if (!current || current.id !== id) return;
       if (r.ok) { current = r.data; renderOrder(current); }
       schedulePoll();

@@ -15,6 +15,8 @@ pub mod error;
 pub mod limits;
 /// The identifications: starting, polling and cancelling orders, and their JSON.
 mod orders;
+/// Behind the site's proxy: base path, trusted proxies and who the client is, frame ancestors.
+pub mod proxy;
 /// Putting the router on a socket (HTTP, or HTTPS with our accept loop) and housekeeping.
 mod serve;
 /// Sessions, cookies, CSRF and the `Agent` extractor, so no handler checks a login by hand.
@@ -36,14 +38,26 @@ use base64::Engine as _;
 use accounts::Accounts;
 use error::ApiError;
 use limits::{Limit, RateLimiter};
+use proxy::{BasePath, Cidr};
 
 pub use serve::{serve, spawn_housekeeping, tls_config};
 pub use session::COOKIE;
 pub use texts::{simulator_persons, TestPerson};
 
 /// The Content-Security-Policy on every response: only this origin's script and style, no
-/// inline code, no framing.
+/// inline code, no framing (unless [`Options::frame_ancestors`] names who may).
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The CSP for these frame ancestors (none: [`CSP`]).
+pub fn csp(frame_ancestors: &[String]) -> String {
+    if frame_ancestors.is_empty() {
+        return CSP.to_string();
+    }
+    CSP.replace(
+        "frame-ancestors 'none'",
+        &format!("frame-ancestors {}", frame_ancestors.join(" ")),
+    )
+}
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
@@ -63,12 +77,21 @@ pub struct Options {
     pub secure_cookies: bool,
     /// Failed logins allowed per agent name.
     pub login_limit: Limit,
+    /// Failed logins allowed per client address (whatever the names tried).
+    pub login_address_limit: Limit,
     /// Identifications allowed per agent.
     pub identify_limit: Limit,
     /// A session ends after this long without a request.
     pub session_idle: Duration,
     /// Final orders are forgotten this long after they ended.
     pub order_retention: Duration,
+    /// Where the page, its assets and the API live (`/bankid`: `/bankid/`, `/bankid/api/…`).
+    pub base_path: BasePath,
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (default: none).
+    pub trusted_proxies: Vec<Cidr>,
+    /// Origins (`https://host[:port]`) allowed to frame the page (default: none, and
+    /// `X-Frame-Options: DENY`).
+    pub frame_ancestors: Vec<String>,
 }
 
 impl Options {
@@ -84,12 +107,19 @@ impl Options {
                 max: 5,
                 per: Duration::from_secs(15 * 60),
             },
+            login_address_limit: Limit {
+                max: 20,
+                per: Duration::from_secs(15 * 60),
+            },
             identify_limit: Limit {
                 max: 20,
                 per: Duration::from_secs(15 * 60),
             },
             session_idle: Duration::from_secs(60 * 60),
             order_retention: Duration::from_secs(30 * 60),
+            base_path: BasePath::root(),
+            trusted_proxies: Vec::new(),
+            frame_ancestors: Vec::new(),
         }
     }
 }
@@ -102,6 +132,7 @@ pub struct App {
     sessions: session::Sessions,
     orders: Mutex<HashMap<String, orders::AgentOrder>>,
     login_failures: RateLimiter,
+    login_failures_by_address: RateLimiter,
     identifications: RateLimiter,
 }
 
@@ -111,6 +142,7 @@ impl App {
         Arc::new(App {
             accounts: RwLock::new(Arc::new(opts.accounts.clone())),
             login_failures: RateLimiter::new(opts.login_limit),
+            login_failures_by_address: RateLimiter::new(opts.login_address_limit),
             identifications: RateLimiter::new(opts.identify_limit),
             opts,
             sessions: session::Sessions::default(),
@@ -164,6 +196,7 @@ impl App {
         self.sessions.prune(self.opts.session_idle);
         orders::housekeeping(self);
         self.login_failures.prune();
+        self.login_failures_by_address.prune();
         self.identifications.prune();
     }
 }
@@ -187,10 +220,38 @@ fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-/// The router: the page, its script and style, and the JSON API.
+/// The router: the page, its script and style, and the JSON API, all under the base path;
+/// anything else is 404.
 pub fn router(app: Arc<App>) -> Router {
+    let base = app.opts.base_path.clone();
+    let index = || asset("text/html; charset=utf-8", INDEX_HTML);
+    let top = if base.is_root() {
+        Router::new().route("/", get(index)).merge(page())
+    } else {
+        // The page's URLs are relative, so it must be fetched as `/bankid/`, not `/bankid`.
+        let page_url = base.page();
+        let to_page = move || async move {
+            (
+                StatusCode::PERMANENT_REDIRECT,
+                [(header::LOCATION, page_url)],
+            )
+        };
+        Router::new()
+            .route(&base.page(), get(index))
+            .route(base.as_str(), get(to_page))
+            .nest(base.as_str(), page())
+    };
+    let headers = SecurityHeaders::new(&app.opts.frame_ancestors);
+    top.fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::map_response(move |resp| {
+            security_headers(headers.clone(), resp)
+        }))
+        .with_state(app)
+}
+
+/// Everything but the page itself, at paths relative to the base.
+fn page() -> Router<Arc<App>> {
     Router::new()
-        .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
         .route(
             "/app.js",
             get(|| asset("text/javascript; charset=utf-8", APP_JS)),
@@ -202,22 +263,34 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .merge(session::router())
         .merge(orders::router())
-        .fallback(|| async { ApiError::NotFound })
-        .layer(axum::middleware::map_response(security_headers))
-        .with_state(app)
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-async fn security_headers(mut resp: Response) -> Response {
+#[derive(Clone)]
+struct SecurityHeaders {
+    csp: HeaderValue,
+    /// `X-Frame-Options: DENY` unless frame ancestors are allowed (it cannot name them).
+    deny_frames: bool,
+}
+
+impl SecurityHeaders {
+    fn new(frame_ancestors: &[String]) -> SecurityHeaders {
+        SecurityHeaders {
+            // Validated origins: letters, digits, `-`, `.`, `:` and `/` only.
+            csp: HeaderValue::from_str(&csp(frame_ancestors))
+                .unwrap_or_else(|_| HeaderValue::from_static(CSP)),
+            deny_frames: frame_ancestors.is_empty(),
+        }
+    }
+}
+
+async fn security_headers(s: SecurityHeaders, mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, s.csp);
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -226,7 +299,9 @@ async fn security_headers(mut resp: Response) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if s.deny_frames {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     resp
 }
 

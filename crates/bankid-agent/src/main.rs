@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bankid-agent [--listen ADDR] [--accounts FILE] [--config BANKID_TOML] [--tls-cert PEM --tls-key PEM]
+//!              [--base-path /bankid] [--trust-proxy ADDR/PREFIX]... [--frame-ancestors ORIGIN]...
 //! bankid-agent add-agent NAME [--accounts FILE]
 //! ```
 //! With no BankID configured (no `--config`, no `BANKID_*` variables) it runs against an
@@ -21,6 +22,7 @@ use bankid::order::Engine;
 use bankid_agent::accounts::{self, Accounts};
 use bankid_agent::error::StartupError;
 use bankid_agent::limits::Limit;
+use bankid_agent::proxy::{parse_frame_ancestor, BasePath, Cidr};
 use bankid_agent::{App, Options};
 use bankid_backend::{Backend, BackendError, SimulatorPolicy};
 use clap::{Parser, Subcommand};
@@ -57,12 +59,29 @@ struct Cli {
     /// The private key for --tls-cert (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Mark cookies Secure although served over plain HTTP (behind a TLS-terminating proxy).
+    /// Mark cookies Secure although served over plain HTTP (behind a TLS-terminating proxy
+    /// that is not --trust-proxy'd; a trusted one says so with X-Forwarded-Proto).
     #[arg(long)]
     secure_cookies: bool,
+    /// Serve the page, its assets and API under this path, e.g. /bankid (the page is then
+    /// /bankid/); "/" or /-separated names of letters, digits, -, _, . and ~, no trailing /.
+    #[arg(long, default_value = "/", value_parser = BasePath::parse)]
+    base_path: BasePath,
+    /// Believe X-Forwarded-For and X-Forwarded-Proto from peers in this block, e.g.
+    /// 127.0.0.1/32 for a proxy on this host (repeat for more; default: from nobody).
+    #[arg(long, value_name = "ADDR/PREFIX", value_parser = Cidr::parse)]
+    trust_proxy: Vec<Cidr>,
+    /// Allow this origin (https://host[:port]) to show the page in a frame (repeat for more;
+    /// default: no framing). The session cookie is SameSite=Strict: the framing page must be
+    /// on the same site (registrable domain) as this page.
+    #[arg(long, value_name = "ORIGIN", value_parser = parse_frame_ancestor)]
+    frame_ancestors: Vec<String>,
     /// Failed logins allowed per agent name, e.g. 5/15m.
     #[arg(long, default_value = "5/15m", value_parser = Limit::parse)]
     login_limit: Limit,
+    /// Failed logins allowed per client address (any names), e.g. 20/15m.
+    #[arg(long, default_value = "20/15m", value_parser = Limit::parse)]
+    login_address_limit: Limit,
     /// Identifications allowed per agent, e.g. 20/15m.
     #[arg(long, default_value = "20/15m", value_parser = Limit::parse)]
     identify_limit: Limit,
@@ -155,6 +174,10 @@ fn run(cli: Cli) -> Result<(), StartupError> {
     opts.backend_label = label.clone();
     opts.secure_cookies = cli.secure_cookies || tls.is_some();
     opts.login_limit = cli.login_limit;
+    opts.login_address_limit = cli.login_address_limit;
+    opts.base_path = cli.base_path.clone();
+    opts.trusted_proxies = cli.trust_proxy.clone();
+    opts.frame_ancestors = cli.frame_ancestors.clone();
     opts.identify_limit = cli.identify_limit;
     opts.session_idle = Duration::from_secs(cli.session_idle_min.max(1) * 60);
     let app = App::new(opts);
@@ -184,7 +207,10 @@ fn run(cli: Cli) -> Result<(), StartupError> {
             ),
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
-        println!("open {scheme}://{addr}/ and log in");
+        for proxy in &cli.trust_proxy {
+            println!("trusting X-Forwarded-For/-Proto from {proxy}");
+        }
+        println!("open {scheme}://{addr}{} and log in", cli.base_path.page());
         let served = bankid_agent::serve(listener, app.clone(), tls);
         tokio::pin!(served);
         loop {

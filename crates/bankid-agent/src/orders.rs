@@ -18,6 +18,7 @@ use serde_json::json;
 
 use crate::body::ApiJson;
 use crate::error::{ApiError, ApiResult};
+use crate::proxy::Client;
 use crate::session::Agent;
 use crate::{lock, now_ms, random_token, texts, App};
 
@@ -116,6 +117,7 @@ struct IdentifyRequest {
 
 async fn identify(
     State(app): State<Arc<App>>,
+    client: Client,
     a: Agent,
     ApiJson(req): ApiJson<IdentifyRequest>,
 ) -> ApiResult<Response> {
@@ -127,7 +129,11 @@ async fn identify(
         ))?,
     };
     if let Err(retry_after) = app.identifications.take(&a.name) {
-        log::warn!("agent {}: identification refused, rate limit", a.name);
+        log::warn!(
+            "agent {} from {}: identification refused, rate limit",
+            a.name,
+            client.addr()
+        );
         return Err(ApiError::TooManyIdentifications { retry_after });
     }
     cancel_pending_of(&app, &a.name);
@@ -140,9 +146,10 @@ async fn identify(
     )?;
     let id = random_token(18);
     log::info!(
-        "order {} of agent {} for {} started (callInitiator {})",
+        "order {} of agent {} from {} for {} started (callInitiator {})",
         short(&id),
         a.name,
+        client.addr(),
         pnr.masked(),
         call_initiator.as_str()
     );

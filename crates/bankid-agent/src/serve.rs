@@ -1,11 +1,16 @@
 //! Putting the app on a socket: plain HTTP through axum, or HTTPS through our own accept loop
 //! (axum serves no TLS), plus the housekeeping tick that ends idle sessions and old orders.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use axum::Extension;
+
 use crate::error::StartupError;
+use crate::proxy::DirectTls;
 use crate::{router, App};
 
 /// Runs [`App::housekeeping`] every 250 ms until the app is dropped.
@@ -29,8 +34,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     spawn_housekeeping(&app);
     let router = router(app);
+    // The TCP peer goes with every request (as `ConnectInfo`): it is the client, or the proxy
+    // whose forwarding headers may be believed.
     let Some(tls) = tls else {
-        return axum::serve(listener, router).await;
+        return axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
@@ -44,7 +55,12 @@ pub async fn serve(
             }
         };
         let acceptor = acceptor.clone();
-        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let svc = hyper_util::service::TowerToHyperService::new(
+            router
+                .clone()
+                .layer(Extension(ConnectInfo(peer)))
+                .layer(Extension(DirectTls)),
+        );
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(tcp).await else {
                 log::debug!("TLS handshake with {peer} failed");

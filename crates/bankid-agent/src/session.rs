@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::body::ApiJson;
 use crate::error::{ApiError, ApiResult};
+use crate::proxy::{BasePath, Client};
 use crate::{lock, orders, random_token, App};
 
 /// The session cookie's name.
@@ -104,16 +105,22 @@ impl Sessions {
     }
 }
 
-/// The session cookie for `token`.
-fn cookie(token: &str, secure: bool) -> String {
+/// The session cookie for `token`, sent only to the page's own paths (`path`: the base path).
+fn cookie(token: &str, path: &BasePath, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}")
+    format!("{COOKIE}={token}; Path={path}; HttpOnly; SameSite=Strict{secure}")
 }
 
 /// The cookie that makes the browser forget the session.
-fn clear_cookie(secure: bool) -> String {
+fn clear_cookie(path: &BasePath, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+    format!("{COOKIE}=; Path={path}; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+}
+
+/// Whether the browser sees the page over https: the connection (or a trusted proxy) says so,
+/// or the operator did (`--secure-cookies`).
+fn https(app: &App, client: &Client) -> bool {
+    client.https || app.opts.secure_cookies
 }
 
 fn session_token(headers: &HeaderMap) -> Option<String> {
@@ -138,8 +145,9 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// A state-changing request must come from this origin: `Origin` (when the browser sends it)
-/// must name the host the request was sent to, and `Sec-Fetch-Site` must not say otherwise.
-fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
+/// must be the scheme the browser uses (`https`) and the host the request was sent to, and
+/// `Sec-Fetch-Site` must not say otherwise.
+fn check_origin(headers: &HeaderMap, https: bool) -> ApiResult<()> {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         if site != "same-origin" && site != "none" {
             return Err(ApiError::CrossOrigin);
@@ -151,11 +159,9 @@ fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let bare = origin
-            .strip_prefix("https://")
-            .or_else(|| origin.strip_prefix("http://"))
-            .unwrap_or("");
-        if bare != host {
+        let scheme = if https { "https://" } else { "http://" };
+        let bare = origin.strip_prefix(scheme).unwrap_or("");
+        if host.is_empty() || bare != host {
             return Err(ApiError::CrossOrigin);
         }
     }
@@ -166,11 +172,12 @@ fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
 /// token; `SameSite=Strict` and this check keep other sites from logging a browser in).
 pub struct SameOrigin;
 
-impl<S: Sync> FromRequestParts<S> for SameOrigin {
+impl FromRequestParts<Arc<App>> for SameOrigin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<SameOrigin> {
-        check_origin(&parts.headers).map(|()| SameOrigin)
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<SameOrigin> {
+        let client = Client::of(parts, app);
+        check_origin(&parts.headers, https(app, &client)).map(|()| SameOrigin)
     }
 }
 
@@ -188,7 +195,7 @@ impl Agent {
     fn from_parts(parts: &Parts, app: &App) -> ApiResult<Agent> {
         let state_changing = parts.method != Method::GET;
         if state_changing {
-            check_origin(&parts.headers)?;
+            check_origin(&parts.headers, https(app, &Client::of(parts, app)))?;
         }
         let agent = session_token(&parts.headers)
             .and_then(|t| app.sessions.touch(&t, app.opts.session_idle))
@@ -263,6 +270,7 @@ struct LoginRequest {
 async fn login(
     State(app): State<Arc<App>>,
     _: SameOrigin,
+    client: Client,
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
@@ -270,8 +278,13 @@ async fn login(
     if key.is_empty() || key.len() > 64 {
         return Err(ApiError::BadRequest("give a user name"));
     }
+    let from = client.addr();
     if let Err(retry_after) = app.login_failures.check(&key) {
-        log::warn!("login for {key}: refused, too many failed attempts");
+        log::warn!("login for {key} from {from}: refused, too many failed attempts for the name");
+        return Err(ApiError::TooManyLogins { retry_after });
+    }
+    if let Err(retry_after) = app.login_failures_by_address.check(&from) {
+        log::warn!("login for {key} from {from}: refused, too many failed attempts from there");
         return Err(ApiError::TooManyLogins { retry_after });
     }
     let accounts = app.accounts();
@@ -288,31 +301,36 @@ async fn login(
     let verified = verified.filter(|name| app.accounts().same_entry(name, &accounts));
     let Some(name) = verified else {
         app.login_failures.record(&key);
-        log::warn!("login for {key}: wrong name or password");
+        app.login_failures_by_address.record(&from);
+        log::warn!("login for {key} from {from}: wrong name or password");
         return Err(ApiError::BadCredentials);
     };
+    // The name's failures are forgiven, not the address's: one valid account must not reset
+    // the count of a client trying others.
     app.login_failures.clear(&key);
     // A fresh session id at every login (no fixation), and the old one, if any, ended.
     if let Some(old) = session_token(&headers) {
         app.sessions.end(&old);
     }
     let (token, csrf) = app.sessions.start(&name);
-    log::info!("agent {name} logged in");
+    log::info!("agent {name} logged in from {from}");
     let mut resp = Json(session_json(&app, Some((&name, &csrf)))).into_response();
-    let cookie = HeaderValue::from_str(&cookie(&token, app.opts.secure_cookies))
+    let secure = https(&app, &client);
+    let cookie = HeaderValue::from_str(&cookie(&token, &app.opts.base_path, secure))
         .map_err(|_| ApiError::Internal("login failed"))?;
     resp.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(resp)
 }
 
-async fn logout(State(app): State<Arc<App>>, agent: Agent) -> ApiResult<Response> {
+async fn logout(State(app): State<Arc<App>>, client: Client, agent: Agent) -> ApiResult<Response> {
     app.sessions.end(&agent.token);
     if !app.sessions.any_of(&agent.name) {
         orders::cancel_pending_of(&app, &agent.name);
     }
-    log::info!("agent {} logged out", agent.name);
+    log::info!("agent {} logged out from {}", agent.name, client.addr());
     let mut resp = Json(session_json(&app, None)).into_response();
-    let cookie = HeaderValue::from_str(&clear_cookie(app.opts.secure_cookies))
+    let path = &app.opts.base_path;
+    let cookie = HeaderValue::from_str(&clear_cookie(path, https(&app, &client)))
         .map_err(|_| ApiError::Internal("logout failed"))?;
     resp.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(resp)
@@ -426,14 +444,22 @@ mod tests {
                 "{name}: {value}"
             );
         }
-        let mut same_site = request("POST", Some(&token), Some(&csrf));
-        same_site.headers_mut().insert(
-            header::ORIGIN,
-            HeaderValue::from_static("https://agent.example"),
+        // Served over plain HTTP, with no proxy trusted: the origin is http://, not https://.
+        let with_origin = |origin: &'static str| {
+            let mut req = request("POST", Some(&token), Some(&csrf));
+            req.headers_mut()
+                .insert(header::ORIGIN, HeaderValue::from_static(origin));
+            req.headers_mut()
+                .insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+            req
+        };
+        let (status, body) = answer(&app, with_origin("https://agent.example")).await;
+        assert_eq!(
+            (status.as_u16(), code(&body).as_str()),
+            (403, "cross_origin"),
+            "the wrong scheme"
         );
-        same_site
-            .headers_mut()
-            .insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        let same_site = with_origin("http://agent.example");
         assert_eq!(answer(&app, same_site).await.0, StatusCode::OK);
     }
 
@@ -453,12 +479,19 @@ mod tests {
 
     #[test]
     fn the_cookie_is_http_only_strict_and_secure_when_asked() {
+        let root = BasePath::root();
         assert_eq!(
-            cookie("t", false),
+            cookie("t", &root, false),
             "bankid_agent_session=t; Path=/; HttpOnly; SameSite=Strict"
         );
-        assert!(cookie("t", true).ends_with("; Secure"));
-        assert!(clear_cookie(true).contains("Max-Age=0"));
+        assert!(cookie("t", &root, true).ends_with("; Secure"));
+        assert!(clear_cookie(&root, true).contains("Max-Age=0"));
+        let bankid = BasePath::parse("/bankid").unwrap();
+        assert_eq!(
+            cookie("t", &bankid, true),
+            "bankid_agent_session=t; Path=/bankid; HttpOnly; SameSite=Strict; Secure"
+        );
+        assert!(clear_cookie(&bankid, false).contains("; Path=/bankid;"));
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,

@@ -501,6 +501,8 @@ async fn sighup_reloads_bankid_and_the_accounts_without_logging_anyone_out() {
             config.as_os_str(),
             "--login-limit".as_ref(),
             "1000/15m".as_ref(),
+            "--login-address-limit".as_ref(),
+            "1000/15m".as_ref(),
         ],
     );
     let base = run.url.clone();
@@ -620,5 +622,42 @@ async fn sighup_reloads_bankid_and_the_accounts_without_logging_anyone_out() {
     assert!(logged_in(&bob).await, "bob stays logged in");
     let err = stop(run);
     assert!(err.contains("BankID configuration reloaded"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_base_path_trusted_block_or_frame_ancestor_stops_the_start_with_the_reason() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-flags-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (flag, value, said) in [
+        ("--base-path", "/bankid/", "no trailing /"),
+        ("--base-path", "bankid", "starts with /"),
+        ("--base-path", "/bank id", "letters, digits"),
+        ("--trust-proxy", "10.0.0.1/8", "bits set beyond the prefix"),
+        ("--trust-proxy", "proxy.example/32", "not an IP address"),
+        (
+            "--frame-ancestors",
+            "http://desktop.example.com",
+            "https origin",
+        ),
+        ("--frame-ancestors", "*", "https origin"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+            .args(["--listen", "127.0.0.1:0", "--accounts"])
+            .arg(dir.join("agents.toml"))
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(flag) && err.contains(said),
+            "{flag} {value}: {err}"
+        );
+    }
+    assert!(
+        !dir.join("agents.toml").exists(),
+        "refused before anything was created"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

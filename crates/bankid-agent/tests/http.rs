@@ -520,11 +520,15 @@ async fn every_response_is_no_store_with_a_strict_csp_and_the_page_has_no_inline
             "{csp}"
         );
         assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(r.headers["x-frame-options"], "DENY");
         assert_eq!(r.headers["x-content-type-options"], "nosniff");
     }
     let page = anna.get("/").await.body;
     let html = page.as_str().unwrap();
-    assert!(html.contains("<script src=\"/app.js\""));
+    assert!(
+        html.contains("<script src=\"app.js\""),
+        "relative, so that it works under any base path"
+    );
     assert_eq!(
         html.matches("<script").count(),
         1,
@@ -576,4 +580,217 @@ async fn https_marks_the_session_cookie_secure() {
         .to_string();
     assert!(bad.contains("missing.pem"), "{bad}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_base_path_the_page_and_api_live_there_and_nothing_answers_elsewhere() {
+    let h = start(0.05, |o| {
+        o.base_path = bankid_agent::proxy::BasePath::parse("/bankid").unwrap();
+    })
+    .await;
+    assert!(h.base.ends_with("/bankid"));
+    let root = format!("http://{}", h.addr);
+    let http = no_redirects();
+
+    let page = http.get(format!("{root}/bankid/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("src=\"app.js\"") && html.contains("href=\"app.css\""));
+    // Without the slash the relative URLs would miss: redirected to the page.
+    let bare = http.get(format!("{root}/bankid")).send().await.unwrap();
+    assert_eq!(bare.status(), 308);
+    assert_eq!(bare.headers()["location"], "/bankid/");
+    for path in ["/bankid/app.js", "/bankid/app.css", "/bankid/api/session"] {
+        let r = http.get(format!("{root}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    for path in [
+        "/",
+        "/app.js",
+        "/app.css",
+        "/api/session",
+        "/bankidx",
+        "/bankidx/",
+        "/bankid2/api/session",
+        "/other/bankid/",
+        "/bankid/nope",
+        "/BANKID/",
+    ] {
+        let r = http.get(format!("{root}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+    }
+    let outside = http
+        .post(format!("{root}/api/login"))
+        .header("Origin", &root)
+        .json(&json!({"username": "anna", "password": PASSWORD_A}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), 404, "no login outside the base path");
+
+    // The page's own calls, relative to the base: the cookie is for the base path only.
+    let mut anna = h.client();
+    let r = anna.login("anna", PASSWORD_A).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cookie = r.headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Path=/bankid;"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP, no proxy: {cookie}");
+    let id = anna.identify("198503121116", "user").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(anna.wait_final(&id).await["state"], "complete");
+    let out = anna.post("/api/logout", json!({})).await;
+    assert_eq!(out.status, 200);
+    let cleared = out.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cleared.contains("Path=/bankid;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_ancestors_replace_none_and_x_frame_options_goes() {
+    let h = start(0.05, |o| {
+        o.frame_ancestors = vec![
+            "https://desktop.example.com".into(),
+            "https://desktop.example.com:8443".into(),
+        ];
+    })
+    .await;
+    let r = h.client().get("/").await;
+    let csp = r.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains(
+            "frame-ancestors https://desktop.example.com https://desktop.example.com:8443;"
+        ),
+        "{csp}"
+    );
+    assert!(!csp.contains("'none';  ") && csp.contains("default-src 'none'"));
+    assert!(r.headers.get("x-frame-options").is_none());
+}
+
+/// A login POST to `h` with extra headers: (status, Set-Cookie).
+async fn login_with(
+    h: &common::Harness,
+    user: &str,
+    password: &str,
+    origin: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut req = no_redirects()
+        .post(format!("{}/api/login", h.base))
+        .header("Origin", origin)
+        .json(&json!({"username": user, "password": password}));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (r.status().as_u16(), cookie)
+}
+
+fn trust(cidr: &str) -> Vec<bankid_agent::proxy::Cidr> {
+    vec![bankid_agent::proxy::Cidr::parse(cidr).unwrap()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_proto_makes_cookies_secure_only_from_a_trusted_proxy() {
+    let https = [("X-Forwarded-Proto", "https")];
+    // Nobody trusted, or a block the peer (127.0.0.1) is not in: the header is ignored, the
+    // browser is taken to use http, and an https Origin does not match.
+    for trusted in [vec![], trust("10.0.0.0/8")] {
+        let h = start(0.05, |o| o.trusted_proxies = trusted.clone()).await;
+        let http_origin = format!("http://{}", h.addr);
+        let https_origin = format!("https://{}", h.addr);
+        let (status, cookie) = login_with(&h, "anna", PASSWORD_A, &http_origin, &https).await;
+        assert_eq!(status, 200);
+        assert!(!cookie.contains("Secure"), "{trusted:?}: {cookie}");
+        let (status, _) = login_with(&h, "anna", PASSWORD_A, &https_origin, &https).await;
+        assert_eq!(status, 403, "{trusted:?}");
+    }
+    // The proxy is trusted: https means Secure, and the Origin must then be https.
+    let h = start(0.05, |o| o.trusted_proxies = trust("127.0.0.1/32")).await;
+    let http_origin = format!("http://{}", h.addr);
+    let https_origin = format!("https://{}", h.addr);
+    let (status, cookie) = login_with(&h, "anna", PASSWORD_A, &https_origin, &https).await;
+    assert_eq!(status, 200);
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let (status, _) = login_with(&h, "anna", PASSWORD_A, &http_origin, &https).await;
+    assert_eq!(status, 403, "an http Origin behind https is another origin");
+    let (status, cookie) = login_with(&h, "anna", PASSWORD_A, &http_origin, &[]).await;
+    assert_eq!(status, 200);
+    assert!(
+        !cookie.contains("Secure"),
+        "no header: plain http: {cookie}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_count_per_client_address_and_a_forwarded_one_only_when_trusted() {
+    let from = |ip: &'static str| [("X-Forwarded-For", ip)];
+    // A trusted proxy: each forwarded client has its own count, whatever names it tries.
+    let h = start(0.05, |o| {
+        o.login_address_limit = limit(2, 60);
+        o.trusted_proxies = trust("127.0.0.1/32");
+    })
+    .await;
+    let origin = format!("http://{}", h.addr);
+    let one = from("203.0.113.1");
+    assert_eq!(login_with(&h, "x1", "no", &origin, &one).await.0, 401);
+    assert_eq!(login_with(&h, "x2", "no", &origin, &one).await.0, 401);
+    assert_eq!(login_with(&h, "x3", "no", &origin, &one).await.0, 429);
+    assert_eq!(
+        login_with(&h, "anna", PASSWORD_A, &origin, &one).await.0,
+        429,
+        "the address is blocked, even for a valid login"
+    );
+    let other = from("203.0.113.1, 203.0.113.2");
+    assert_eq!(
+        login_with(&h, "x4", "no", &origin, &other).await.0,
+        401,
+        "another client (the left-most entry is the client's own claim, not read)"
+    );
+    assert_eq!(
+        login_with(&h, "anna", PASSWORD_A, &origin, &from("203.0.113.3"))
+            .await
+            .0,
+        200
+    );
+
+    // Nobody trusted: X-Forwarded-For is ignored and every request is from 127.0.0.1.
+    let h = start(0.05, |o| o.login_address_limit = limit(2, 60)).await;
+    let origin = format!("http://{}", h.addr);
+    assert_eq!(login_with(&h, "x1", "no", &origin, &one).await.0, 401);
+    assert_eq!(
+        login_with(&h, "x2", "no", &origin, &from("203.0.113.2"))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        login_with(&h, "x3", "no", &origin, &from("203.0.113.3"))
+            .await
+            .0,
+        429,
+        "a made-up X-Forwarded-For does not buy a fresh count"
+    );
 }

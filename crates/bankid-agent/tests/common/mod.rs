@@ -2,6 +2,9 @@
 //! process, and HTTP clients with cookie jars.
 #![allow(dead_code)]
 
+/// Chromium over WebDriver (only the browser tests use it).
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +52,7 @@ pub async fn start(speed: f64, adjust: impl FnOnce(&mut Options)) -> Harness {
     opts.simulated = Some(bankid_agent::simulator_persons());
     opts.backend_label = "simulator".into();
     adjust(&mut opts);
+    let base_path = opts.base_path.clone();
     let app = App::new(opts);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -60,7 +64,12 @@ pub async fn start(speed: f64, adjust: impl FnOnce(&mut Options)) -> Harness {
         sim,
         app,
         addr,
-        base: format!("http://{addr}"),
+        // The page's base, e.g. http://127.0.0.1:PORT/bankid: paths are appended to it.
+        base: if base_path.is_root() {
+            format!("http://{addr}")
+        } else {
+            format!("http://{addr}{base_path}")
+        },
         _task: task,
     }
 }
@@ -124,12 +133,21 @@ impl Client {
             .await
     }
 
+    /// The origin of the base: scheme and host, without the base path.
+    pub fn origin(&self) -> String {
+        let after_scheme = self.base.find("://").map_or(0, |i| i + 3);
+        match self.base[after_scheme..].find('/') {
+            Some(i) => self.base[..after_scheme + i].to_string(),
+            None => self.base.clone(),
+        }
+    }
+
     /// A POST as the page sends it: JSON, same-origin, with the CSRF token.
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         let mut req = self
             .http
             .post(format!("{}{path}", self.base))
-            .header("Origin", &self.base)
+            .header("Origin", self.origin())
             .json(&body);
         if let Some(t) = &self.csrf {
             req = req.header("X-CSRF-Token", t);
