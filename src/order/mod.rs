@@ -325,7 +325,7 @@ impl Engine {
     /// Loads certificates and builds the HTTP client and background runtime. No request is
     /// sent to BankID.
     pub fn new(config: Config) -> Result<Engine, Error> {
-        let tls = config.tls_config().map_err(Error::Config)?;
+        let (tls, cert) = config.tls_config_and_certificate().map_err(Error::Config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads)
             .max_blocking_threads(1)
@@ -362,6 +362,10 @@ impl Engine {
                 inner.reap();
             }
         });
+        if let Some(cert) = cert {
+            crate::certinfo::log_expiry(&cert);
+            runtime.spawn(crate::certinfo::daily_expiry_warnings(cert));
+        }
         log::info!("bankid engine ready for {}", inner.config.url());
         Ok(Engine {
             inner,
