@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::certinfo::CertInfo;
 use crate::messages::Language;
 use crate::order::handles::MAX_SLOTS;
 use crate::order::LimitSettings;
@@ -418,18 +419,40 @@ impl Config {
 
     /// Loads the trust anchor and identity and builds the rustls configuration.
     pub fn tls_config(&self) -> Result<rustls::ClientConfig, ConfigError> {
-        let roots = match &self.endpoint {
-            Endpoint::Test => tls::roots_from_pem(TEST_ROOT_PEM.as_bytes(), "embedded test root")?,
-            Endpoint::Production => {
-                tls::roots_from_pem(PROD_ROOT_PEM.as_bytes(), "embedded production root")?
-            }
+        Ok(self.tls_config_and_certificate()?.0)
+    }
+
+    /// As [`Config::tls_config`], with what the client certificate says (for the engine's
+    /// expiry warnings; `None` if it cannot be parsed, which the TLS stack judges on its own).
+    pub fn tls_config_and_certificate(
+        &self,
+    ) -> Result<(rustls::ClientConfig, Option<CertInfo>), ConfigError> {
+        let (pem, what) = self.trust_anchor_pem()?;
+        let roots = tls::roots_from_pem(&pem, &what)?;
+        let identity = self.client_identity()?;
+        let cert = identity
+            .chain()
+            .first()
+            .and_then(|c| CertInfo::from_der(c, "client certificate").ok());
+        Ok((tls::client_config(roots, identity)?, cert))
+    }
+
+    /// The trust anchor's PEM text and what it is (`embedded test root`, `ca_file PATH`).
+    pub fn trust_anchor_pem(&self) -> Result<(Vec<u8>, String), ConfigError> {
+        Ok(match &self.endpoint {
+            Endpoint::Test => (TEST_ROOT_PEM.into(), "embedded test root".into()),
+            Endpoint::Production => (PROD_ROOT_PEM.into(), "embedded production root".into()),
             Endpoint::Custom { ca_file, .. } => {
                 let pem = std::fs::read(ca_file)
                     .map_err(|e| ConfigError(format!("ca_file {}: {e}", ca_file.display())))?;
-                tls::roots_from_pem(&pem, &format!("ca_file {}", ca_file.display()))?
+                (pem, format!("ca_file {}", ca_file.display()))
             }
-        };
-        let identity = match &self.identity {
+        })
+    }
+
+    /// Loads the client certificate and key (decrypting them with the configured password).
+    pub fn client_identity(&self) -> Result<ClientIdentity, ConfigError> {
+        Ok(match &self.identity {
             Identity::Pem {
                 cert_file,
                 key_file,
@@ -438,8 +461,7 @@ impl Config {
             Identity::Pkcs12 { file, password } => {
                 ClientIdentity::from_pkcs12_file(file, password)?
             }
-        };
-        Ok(tls::client_config(roots, identity)?)
+        })
     }
 }
 

@@ -40,6 +40,7 @@
 //! - [`personnummer`]: parsing and validating personal numbers, masked display.
 //! - [`rp`]: the BankID RP API v6 types (open enums for every code) and HTTP client.
 //! - [`tls`]: trust anchors and the RP's client identity (PEM, encrypted PKCS#8, PKCS#12).
+//! - [`certinfo`]: a certificate's subject, validity and days left (the engine's expiry warning).
 //! - [`config`]: configuration from a TOML file or `BANKID_*` environment variables.
 //! - [`order`]: the order engine ([`order::Engine`]): handles, the order task, anti-vishing
 //!   limits, the result line.
@@ -48,6 +49,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod certinfo;
 pub mod config;
 #[allow(unsafe_code)]
 pub mod ffi;

@@ -40,6 +40,31 @@ impl std::fmt::Debug for ClientIdentity {
 }
 
 impl ClientIdentity {
+    /// The certificate chain, the client certificate first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    /// The certificate chain with its signing key, after checking that the key is the
+    /// client certificate's (their public keys compared). Errors never quote key material.
+    pub fn certified_key(&self) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+        let provider = rustls::crypto::ring::default_provider();
+        let key = provider
+            .key_provider
+            .load_private_key(self.key.clone_key())
+            .map_err(|e| TlsError(format!("the private key cannot be used for TLS: {e}")))?;
+        let certified = rustls::sign::CertifiedKey::new(self.chain.clone(), key);
+        match certified.keys_match() {
+            Ok(()) => Ok(Arc::new(certified)),
+            Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => Err(
+                TlsError("the private key does not belong to the client certificate".into()),
+            ),
+            Err(e) => Err(TlsError(format!(
+                "cannot compare the private key with the client certificate: {e}"
+            ))),
+        }
+    }
+
     /// Certificate PEM file + PKCS#8 key PEM file (`PRIVATE KEY`, or `ENCRYPTED PRIVATE KEY`
     /// with `password`).
     pub fn from_pem_files(
@@ -161,11 +186,7 @@ pub fn client_config(
     roots: rustls::RootCertStore,
     identity: ClientIdentity,
 ) -> Result<rustls::ClientConfig, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError(format!("TLS versions: {e}")))?
-        .with_root_certificates(roots)
+    let mut cfg = builder(roots)?
         .with_client_auth_cert(identity.chain, identity.key)
         .map_err(|e| {
             TlsError(format!(
@@ -174,4 +195,26 @@ pub fn client_config(
         })?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
+}
+
+/// As [`client_config`], with the client certificate chosen by `resolver` (a diagnostic that
+/// wants to see whether the server asks for one at all).
+pub fn client_config_with_resolver(
+    roots: rustls::RootCertStore,
+    resolver: Arc<dyn rustls::client::ResolvesClientCert>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let mut cfg = builder(roots)?.with_client_cert_resolver(resolver);
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+fn builder(
+    roots: rustls::RootCertStore,
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>, TlsError>
+{
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError(format!("TLS versions: {e}")))?
+        .with_root_certificates(roots))
 }

@@ -340,7 +340,7 @@ impl Engine {
     }
 
     fn with_limits(config: Config, limits: Limits) -> Result<Engine, Error> {
-        let tls = config.tls_config().map_err(Error::Config)?;
+        let (tls, cert) = config.tls_config_and_certificate().map_err(Error::Config)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads)
             .max_blocking_threads(1)
@@ -385,6 +385,10 @@ impl Engine {
                 inner.reap();
             }
         });
+        if let Some(cert) = cert {
+            crate::certinfo::log_expiry(&cert);
+            runtime.spawn(crate::certinfo::daily_expiry_warnings(cert));
+        }
         log::info!("bankid engine ready for {}", inner.config.url());
         Ok(Engine {
             inner,

@@ -3,11 +3,12 @@
 //! - `bankid-ivr identify PERSONAL_NUMBER`: for Cally Square's System block.
 //! - `bankid-ivr flow check FILE…` / `bankid-ivr flow run FILE --dtmf DIGITS…`: Cally Square exports.
 //! - `bankid-ivr fastagi --listen ADDR`: the identification flow over FastAGI.
+//! - `bankid-ivr doctor [--config FILE] [--json]`: whether this host can identify callers.
 
 mod fastagi;
 mod identify;
 
-use bankid_ivr_cli::flow;
+use bankid_ivr_cli::{doctor, flow};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -30,6 +31,9 @@ enum Command {
     Flow(FlowCommand),
     /// Serve the identification flow over FastAGI (Cally Square's AGI block).
     Fastagi(fastagi::Args),
+    /// Check, before the first call, whether this host can identify callers: exit 0 when no
+    /// check failed (warnings allowed), 1 otherwise.
+    Doctor(doctor::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,6 +58,7 @@ fn main() {
         Command::Flow(FlowCommand::Check { files }) => flow::check_files(&files),
         Command::Flow(FlowCommand::Run(args)) => flow::run_file(args),
         Command::Fastagi(args) => fastagi::run(args),
+        Command::Doctor(args) => doctor::run(args),
     };
     std::process::exit(code);
 }

@@ -80,6 +80,14 @@ struct Ca {
 
 fn new_ca(common_name: &str) -> Result<(Ca, String), CertError> {
     let key = KeyPair::generate().map_err(|e| err("generating CA key", e))?;
+    let params = ca_params(common_name)?;
+    let cert = params.self_signed(&key).map_err(|e| err("signing CA", e))?;
+    Ok((Ca { params, key }, cert.pem()))
+}
+
+/// The CA's parameters: the same for a new CA and for one read back with its key, so a
+/// certificate issued later names exactly the subject of `ca.pem`.
+fn ca_params(common_name: &str) -> Result<CertificateParams, CertError> {
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| err("CA", e))?;
     params
         .distinguished_name
@@ -89,9 +97,10 @@ fn new_ca(common_name: &str) -> Result<(Ca, String), CertError> {
         .push(DnType::OrganizationName, "bankid-sim");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = params.self_signed(&key).map_err(|e| err("signing CA", e))?;
-    Ok((Ca { params, key }, cert.pem()))
+    Ok(params)
 }
+
+const CA_NAME: &str = "bankid-sim Test Root CA";
 
 fn leaf(
     ca: &Ca,
@@ -182,7 +191,7 @@ fn pkcs12(
 impl SimCerts {
     /// Generates a fresh PKI.
     pub fn generate() -> Result<SimCerts, CertError> {
-        let (ca, ca_pem) = new_ca("bankid-sim Test Root CA")?;
+        let (ca, ca_pem) = new_ca(CA_NAME)?;
         let (server_pem, server_key) = leaf(
             &ca,
             vec!["localhost".into(), "127.0.0.1".into()],
@@ -271,6 +280,36 @@ impl SimCerts {
         }
         self.dir = Some(dir.to_path_buf());
         Ok(())
+    }
+
+    /// A client certificate for `common_name` signed by this CA and valid from `not_before` to
+    /// `not_after` (which may lie in the past or the future): (certificate PEM, PKCS#8 key PEM).
+    /// For tests of expired, not yet valid and soon expiring certificates.
+    pub fn issue_client(
+        &self,
+        common_name: &str,
+        not_before: std::time::SystemTime,
+        not_after: std::time::SystemTime,
+    ) -> Result<(String, String), CertError> {
+        let ca = Ca {
+            params: ca_params(CA_NAME)?,
+            key: KeyPair::from_pem(&self.ca_key_pem).map_err(|e| err("ca.key", e))?,
+        };
+        let key = KeyPair::generate().map_err(|e| err("generating key", e))?;
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).map_err(|e| err("certificate", e))?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.not_before = not_before.into();
+        params.not_after = not_after.into();
+        let issuer = Issuer::from_params(&ca.params, &ca.key);
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(|e| err("signing certificate", e))?;
+        Ok((cert.pem(), key.serialize_pem()))
     }
 
     /// Path of one of [`FILES`] when the certificates live in a directory.
