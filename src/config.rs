@@ -418,7 +418,12 @@ impl Config {
 
     /// Loads the trust anchor and identity and builds the rustls configuration.
     pub fn tls_config(&self) -> Result<rustls::ClientConfig, ConfigError> {
-        let roots = match &self.endpoint {
+        Ok(tls::client_config(self.roots()?, self.client_identity()?)?)
+    }
+
+    /// The trust anchor: the preset's embedded root, or `ca_file`.
+    pub fn roots(&self) -> Result<rustls::RootCertStore, ConfigError> {
+        Ok(match &self.endpoint {
             Endpoint::Test => tls::roots_from_pem(TEST_ROOT_PEM.as_bytes(), "embedded test root")?,
             Endpoint::Production => {
                 tls::roots_from_pem(PROD_ROOT_PEM.as_bytes(), "embedded production root")?
@@ -428,8 +433,12 @@ impl Config {
                     .map_err(|e| ConfigError(format!("ca_file {}: {e}", ca_file.display())))?;
                 tls::roots_from_pem(&pem, &format!("ca_file {}", ca_file.display()))?
             }
-        };
-        let identity = match &self.identity {
+        })
+    }
+
+    /// The client certificate chain and key, read from the configured files.
+    pub fn client_identity(&self) -> Result<ClientIdentity, ConfigError> {
+        Ok(match &self.identity {
             Identity::Pem {
                 cert_file,
                 key_file,
@@ -438,8 +447,7 @@ impl Config {
             Identity::Pkcs12 { file, password } => {
                 ClientIdentity::from_pkcs12_file(file, password)?
             }
-        };
-        Ok(tls::client_config(roots, identity)?)
+        })
     }
 }
 

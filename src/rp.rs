@@ -383,6 +383,9 @@ pub struct RpClient {
     base: String,
     /// One permit per request in flight: bounds open connections (and so handshakes).
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    max_in_flight: usize,
+    /// Where each request's latency and outcome go, if anywhere.
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl RpClient {
@@ -414,7 +417,21 @@ impl RpClient {
             http,
             base,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1))),
+            max_in_flight: max_connections.max(1),
+            metrics: None,
         })
+    }
+
+    /// Records every request's latency and outcome in `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> RpClient {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Requests to BankID in flight now.
+    pub fn requests_in_flight(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.in_flight.available_permits())
     }
 
     async fn post<T: serde::de::DeserializeOwned>(
@@ -432,6 +449,20 @@ impl RpClient {
                 message: "the client is shut down".into(),
                 timed_out: false,
             })?;
+        // Timed from the permit: BankID's latency, not our own queue.
+        let sent = std::time::Instant::now();
+        let result = self.exchange(endpoint, body).await;
+        if let Some(m) = &self.metrics {
+            m.request(endpoint, sent.elapsed(), result.as_ref().err());
+        }
+        result
+    }
+
+    async fn exchange<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        body: Vec<u8>,
+    ) -> Result<T, RpError> {
         let resp = self
             .http
             .post(format!("{}{endpoint}", self.base))

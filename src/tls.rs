@@ -96,6 +96,11 @@ impl ClientIdentity {
         Ok(ClientIdentity { chain, key })
     }
 
+    /// The leaf certificate's `notBefore` and `notAfter`, unix seconds.
+    pub fn validity(&self) -> Result<crate::metrics::Validity, TlsError> {
+        validity(&self.chain[0])
+    }
+
     /// A PKCS#12 file (`.p12`/`.pfx`, AES or legacy RC2/3DES) with `password`.
     pub fn from_pkcs12_file(path: &Path, password: &str) -> Result<ClientIdentity, TlsError> {
         let data = read(path, "PKCS#12 file")?;
@@ -138,6 +143,24 @@ impl ClientIdentity {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()));
         Ok(ClientIdentity { chain: certs, key })
     }
+}
+
+/// A DER certificate's `notBefore` and `notAfter`, unix seconds.
+pub fn validity(der: &[u8]) -> Result<crate::metrics::Validity, TlsError> {
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| {
+        TlsError(format!(
+            "client certificate: not a readable X.509 certificate: {e}"
+        ))
+    })?;
+    let v = cert.tbs_certificate().validity();
+    let secs = |t: x509_cert::time::Time| {
+        i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+    };
+    Ok(crate::metrics::Validity {
+        not_before: secs(v.not_before),
+        not_after: secs(v.not_after),
+    })
 }
 
 /// Reads the trust anchors from a PEM file; `what` names the setting in errors.

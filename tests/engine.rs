@@ -694,3 +694,177 @@ fn a_date_only_bank_id_issue_date_is_kept_as_bankid_sent_it() {
         engine.release(id).unwrap();
     }
 }
+
+/// The metrics as the Prometheus project's parsers read them, once no order task runs.
+fn settled_metrics(
+    engine: &Engine,
+) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    let t = Instant::now();
+    loop {
+        let samples = common::parse_metrics(&engine.metrics_text());
+        let live = common::sample(&samples, "bankid_orders_in_flight", &[]);
+        if live == 0.0 || t.elapsed() > Duration::from_secs(10) {
+            return samples;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn metrics_count_exactly_the_orders_that_ran() {
+    use common::sample;
+    let env = common::sim();
+    let engine = Engine::new(env.config()).unwrap();
+    let before = common::parse_metrics(&engine.metrics_text());
+    assert_eq!(sample(&before, "bankid_orders_started_total", &[]), 0.0);
+    assert_eq!(
+        sample(&before, "bankid_last_success_timestamp_seconds", &[]),
+        0.0
+    );
+    assert!(engine.readiness().ready, "{:?}", engine.readiness());
+
+    // One identified, one declined call (Cecilia's scenario), one error on start.
+    let ok = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, ok).state, State::Complete);
+    let declined = engine
+        .start(&pnr("197709083336"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, declined).state, State::Failed);
+    env.lab
+        .inject_fault(Fault::new(FaultKind::InternalError, 1).on("phone/auth"));
+    let broken = engine
+        .start(&pnr("196801642395"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, broken).state, State::Error);
+    // A refusal reaches nothing, and is counted on its own.
+    assert!(engine
+        .start(&pnr("197709083336"), StartOptions::default())
+        .is_err());
+
+    let m = settled_metrics(&engine);
+    assert_eq!(sample(&m, "bankid_orders_started_total", &[]), 3.0);
+    assert_eq!(sample(&m, "bankid_orders_finished_total", &[]), 3.0);
+    let finished = |state: &str, hint: Option<&str>, error: &str| {
+        let mut labels = vec![("state", state), ("error_code", error)];
+        labels.extend(hint.map(|h| ("hint_code", h)));
+        sample(&m, "bankid_orders_finished_total", &labels)
+    };
+    // (A complete order keeps BankID's last pending hint, whichever step the app reported.)
+    assert_eq!(finished("complete", None, "none"), 1.0, "{m:?}");
+    assert_eq!(
+        finished("failed", Some("userDeclinedCall"), "none"),
+        1.0,
+        "{m:?}"
+    );
+    assert_eq!(
+        finished("error", Some("none"), "internalError"),
+        1.0,
+        "{m:?}"
+    );
+    assert_eq!(sample(&m, "bankid_declined_calls_total", &[]), 1.0);
+    assert_eq!(
+        sample(
+            &m,
+            "bankid_refusals_total",
+            &[("reason", "declinedRecently")]
+        ),
+        1.0
+    );
+    assert_eq!(sample(&m, "bankid_orders_in_flight", &[]), 0.0);
+    let requests = |endpoint, outcome| {
+        sample(
+            &m,
+            "bankid_request_duration_seconds_count",
+            &[("endpoint", endpoint), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(requests("phone/auth", "ok"), 2.0);
+    assert_eq!(requests("phone/auth", "internalError"), 1.0);
+    let collects = env
+        .lab
+        .orders()
+        .iter()
+        .map(|o| o.collects_ms.len())
+        .sum::<usize>();
+    assert_eq!(requests("collect", "ok"), collects as f64);
+    assert_eq!(sample(&m, "bankid_retries_total", &[]), 0.0);
+    let expiry = sample(
+        &m,
+        "bankid_client_certificate_expiry_timestamp_seconds",
+        &[],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    assert!(expiry > now, "the lab's certificate is valid: {expiry}");
+    let validity = engine.certificate_validity().unwrap();
+    assert_eq!(validity.not_after as f64, expiry);
+    assert!(sample(&m, "bankid_last_success_timestamp_seconds", &[]) >= now - 60.0);
+    // The last request (the start that got internalError) failed: not ready.
+    let r = engine.readiness();
+    assert!(!r.ready && r.reason.contains("internalError"), "{r:?}");
+    // No personal number in any form, anywhere in the text.
+    let text = engine.metrics_text();
+    for digits in [
+        "198503121116",
+        "8503121116",
+        "850312",
+        "197709083336",
+        "196801642395",
+    ] {
+        assert!(!text.contains(digits), "{digits} in the metrics");
+    }
+}
+
+#[test]
+fn retries_and_an_unreachable_bankid_show_in_metrics_and_readiness() {
+    use common::sample;
+    let env = common::sim();
+    let engine = Engine::new(env.config()).unwrap();
+    env.lab
+        .inject_fault(Fault::new(FaultKind::Maintenance, 1).on("phone/auth"));
+    env.lab
+        .inject_fault(Fault::new(FaultKind::Html503, 1).on("collect"));
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, id).state, State::Complete);
+    let m = settled_metrics(&engine);
+    assert_eq!(
+        sample(&m, "bankid_retries_total", &[("phase", "start")]),
+        1.0
+    );
+    assert_eq!(
+        sample(&m, "bankid_retries_total", &[("phase", "collect")]),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "bankid_request_duration_seconds_count",
+            &[("endpoint", "collect"), ("outcome", "http-503")]
+        ),
+        1.0
+    );
+    assert!(engine.readiness().ready, "{:?}", engine.readiness());
+    // BankID gone: the next order's start finds nobody, and readiness says so.
+    env.lab.shutdown();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, id).state, State::Error);
+    let r = engine.readiness();
+    assert!(!r.ready && r.reason.contains("phone/auth"), "{r:?}");
+    let m = settled_metrics(&engine);
+    assert_eq!(
+        sample(
+            &m,
+            "bankid_orders_finished_total",
+            &[("state", "error"), ("error_code", "transport")]
+        ),
+        1.0
+    );
+}

@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, ConfigError};
 use crate::messages::{self, Guidance, Language, Message};
+use crate::metrics::{Metrics, Readiness};
 use crate::personnummer::{Personnummer, PnrError};
 use crate::rp::{
     self, CallInitiator, CompletionData, ErrorCode, HintCode, PhoneAuthRequest, Requirement,
@@ -278,6 +279,7 @@ impl Cell {
 
 struct Inner {
     client: RpClient,
+    metrics: Arc<Metrics>,
     config: Config,
     orders: Mutex<HandleTable<Arc<Cell>>>,
     limits: Limits,
@@ -325,7 +327,18 @@ impl Engine {
     /// Loads certificates and builds the HTTP client and background runtime. No request is
     /// sent to BankID.
     pub fn new(config: Config) -> Result<Engine, Error> {
-        let tls = config.tls_config().map_err(Error::Config)?;
+        let identity = config.client_identity().map_err(Error::Config)?;
+        let validity = match identity.validity() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                // rustls and BankID decide whether it works; only the gauge and /readyz lack it.
+                log::warn!("{e}; its expiry is not reported");
+                None
+            }
+        };
+        let metrics = Arc::new(Metrics::new(validity));
+        let tls = crate::tls::client_config(config.roots().map_err(Error::Config)?, identity)
+            .map_err(|e| Error::Config(e.into()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads)
             .max_blocking_threads(1)
@@ -343,9 +356,11 @@ impl Engine {
                 config.max_connections,
             )
             .map_err(|e| Error::Config(ConfigError(e)))?
+            .with_metrics(metrics.clone())
         };
         let inner = Arc::new(Inner {
             client,
+            metrics,
             limits: Limits::new(config.limits),
             config,
             orders: Mutex::new(HandleTable::default()),
@@ -401,6 +416,7 @@ impl Engine {
             .admit(pnr, opts.caller_id.as_deref(), Instant::now())
         {
             log::warn!("SECURITY: start for {} refused: {r}", pnr.masked());
+            self.inner.metrics.refused(&r);
             return Err(Error::Refused(r));
         }
         let cell = Arc::new(Cell::new(pnr.clone()));
@@ -408,6 +424,7 @@ impl Engine {
             .insert(cell.clone(), self.inner.config.max_orders)
             .map_err(|_| Error::TooManyOrders)?;
         self.inner.live_tasks.fetch_add(1, Ordering::SeqCst);
+        self.inner.metrics.order_started();
         rt.spawn(task::run(self.inner.clone(), cell, request));
         Ok(id)
     }
@@ -501,6 +518,34 @@ impl Engine {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The engine's metrics as OpenMetrics text (Prometheus scrapes it; ends in `# EOF`), see
+    /// [`crate::metrics`]. No personal data. Cheap: a few hundred lines at most.
+    pub fn metrics_text(&self) -> String {
+        self.metrics_text_with(None)
+    }
+
+    /// As [`Engine::metrics_text`], followed by `extra`'s metrics (a server's own) before the
+    /// `# EOF`.
+    pub fn metrics_text_with(
+        &self,
+        extra: Option<&prometheus_client::registry::Registry>,
+    ) -> String {
+        let m = &self.inner.metrics;
+        m.set_requests_in_flight(self.inner.client.requests_in_flight());
+        m.encode(extra)
+    }
+
+    /// Whether this engine can identify callers now: the client certificate is valid and the
+    /// last request to BankID did not fail recently (see [`Metrics::readiness`]).
+    pub fn readiness(&self) -> Readiness {
+        self.inner.metrics.readiness()
+    }
+
+    /// The client certificate's validity, when it could be read.
+    pub fn certificate_validity(&self) -> Option<crate::metrics::Validity> {
+        self.inner.metrics.validity()
     }
 
     /// Shuts the engine down: no new orders; every pending order ends here (`shutdown`) and is
