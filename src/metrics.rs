@@ -8,9 +8,8 @@
 //!
 //! No label carries personal data: labels are the state, BankID's hint and error codes, the
 //! endpoint, the kind of outcome and the refusal reason. Codes BankID may add are open enums;
-//! an unknown code keeps its text only when it is short (at most [`MAX_LABEL_LEN`] characters of
-//! `[A-Za-z0-9_.-]`) and among the first [`MAX_UNKNOWN_LABELS`] such values seen, else it is
-//! counted as `other` — so what a server sends can never grow the exposition without bound.
+//! an unknown code keeps its text only when it is short (at most 40 characters of
+//! `[A-Za-z0-9_.-]`) and among the first 16 such values seen, else it is counted as `other` — so what a server sends can never grow the exposition without bound.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -26,10 +25,11 @@ use prometheus_client::registry::Registry;
 use crate::order::{OrderError, Refusal, State};
 use crate::rp::{ErrorCode, HintCode, RpError};
 
-/// The longest unknown code kept as a label value.
-pub const MAX_LABEL_LEN: usize = 40;
+/// The longest unknown code kept as a label value. (Not `pub`: cbindgen would put every public
+/// constant in the C header.)
+const MAX_LABEL_LEN: usize = 40;
 /// How many distinct unknown values (over all labels) are kept; later ones are `other`.
-pub const MAX_UNKNOWN_LABELS: usize = 16;
+const MAX_UNKNOWN_LABELS: usize = 16;
 /// A failed request to BankID makes the engine not ready for this long, unless a good answer
 /// comes first.
 pub const READY_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
