@@ -11,6 +11,8 @@ pub mod accounts;
 mod body;
 /// One enum for every API failure (status, code, message), and the start-up error.
 pub mod error;
+/// `/metrics`, `/healthz`, `/readyz`, and the page's own counters.
+pub mod health;
 /// Per-agent sliding-window limits on failed logins and identifications.
 pub mod limits;
 /// The identifications: starting, polling and cancelling orders, and their JSON.
@@ -101,6 +103,7 @@ pub struct App {
     orders: Mutex<HashMap<String, orders::AgentOrder>>,
     login_failures: RateLimiter,
     identifications: RateLimiter,
+    metrics: health::AgentMetrics,
 }
 
 impl App {
@@ -112,6 +115,7 @@ impl App {
             opts,
             sessions: session::Sessions::default(),
             orders: Mutex::new(HashMap::new()),
+            metrics: health::AgentMetrics::default(),
         })
     }
 
@@ -169,7 +173,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .merge(session::router())
         .merge(orders::router())
+        .merge(health::router())
         .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            health::count_requests,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
 }

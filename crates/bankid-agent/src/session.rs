@@ -258,6 +258,7 @@ async fn login(
     }
     if let Err(retry_after) = app.login_failures.check(&key) {
         log::warn!("login for {key}: refused, too many failed attempts");
+        app.metrics.login(crate::health::Login::Limited);
         return Err(ApiError::TooManyLogins { retry_after });
     }
     let verifier = app.clone();
@@ -271,10 +272,12 @@ async fn login(
             })?;
     let Some(name) = verified else {
         app.login_failures.record(&key);
+        app.metrics.login(crate::health::Login::Failed);
         log::warn!("login for {key}: wrong name or password");
         return Err(ApiError::BadCredentials);
     };
     app.login_failures.clear(&key);
+    app.metrics.login(crate::health::Login::Ok);
     // A fresh session id at every login (no fixation), and the old one, if any, ended.
     if let Some(old) = session_token(&headers) {
         app.sessions.end(&old);

@@ -187,3 +187,75 @@ impl Client {
         }
     }
 }
+
+/// Metrics text as the Prometheus project's own Python parsers read it (OpenMetrics, strict,
+/// and the classic text format; `scripts/parse_metrics.py`): every sample as
+/// `(name, labels, value)`. Panics with the parser's message when the text is not valid.
+pub fn parse_metrics(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    use std::io::Write;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash scripts/setup.sh` (it installs prometheus_client from \
+         scripts/requirements-peers.txt)",
+        python.display()
+    );
+    let mut child = std::process::Command::new(&python)
+        .arg(root.join("scripts/parse_metrics.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n--- the text:\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let labels = s[1]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            (
+                s[0].as_str().unwrap().to_string(),
+                labels,
+                s[2].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The value of the sample `name` whose labels include every `(key, value)` of `labels`
+/// (summed over the others); 0 when there is none.
+pub fn sample(
+    samples: &[(String, std::collections::BTreeMap<String, String>, f64)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| v)
+        .sum()
+}
