@@ -696,9 +696,7 @@ fn a_date_only_bank_id_issue_date_is_kept_as_bankid_sent_it() {
 }
 
 /// The metrics as the Prometheus project's parsers read them, once no order task runs.
-fn settled_metrics(
-    engine: &Engine,
-) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+fn settled_metrics(engine: &Engine) -> Vec<common::prom::Sample> {
     let t = Instant::now();
     loop {
         let samples = common::parse_metrics(&engine.metrics_text());
