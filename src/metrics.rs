@@ -37,6 +37,14 @@ pub const READY_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// The content type of [`crate::Engine::metrics_text`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The `reason` label of `bankid_refusals_total`, one per [`Refusal`] kind.
+const REFUSAL_REASONS: [&str; 4] = [
+    "declinedRecently",
+    "numberRateLimited",
+    "callerRateLimited",
+    "saturated",
+];
+
 /// Latency buckets in seconds: BankID answers in tens of milliseconds; timeouts are 10 s.
 const BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -223,6 +231,14 @@ impl Metrics {
         if let Some(v) = validity {
             m.cert_not_after.set(v.not_after);
         }
+        // Known label sets exist from the start at 0, so dashboards and alerts see a series
+        // (and rate() a first point) before the first event.
+        for phase in ["start", "collect"] {
+            m.retries.get_or_create(&PhaseLabels { phase });
+        }
+        for reason in REFUSAL_REASONS {
+            m.refused.get_or_create(&ReasonLabels { reason });
+        }
         Metrics { registry, ..m }
     }
 
@@ -295,12 +311,12 @@ impl Metrics {
 
     /// An anti-vishing limit refused a start.
     pub(crate) fn refused(&self, r: &Refusal) {
-        let reason = match r {
-            Refusal::DeclinedRecently { .. } => "declinedRecently",
-            Refusal::NumberRateLimited { .. } => "numberRateLimited",
-            Refusal::CallerRateLimited { .. } => "callerRateLimited",
-            Refusal::Saturated => "saturated",
-        };
+        let reason = REFUSAL_REASONS[match r {
+            Refusal::DeclinedRecently { .. } => 0,
+            Refusal::NumberRateLimited { .. } => 1,
+            Refusal::CallerRateLimited { .. } => 2,
+            Refusal::Saturated => 3,
+        }];
         self.refused.get_or_create(&ReasonLabels { reason }).inc();
     }
 

@@ -866,3 +866,64 @@ fn retries_and_an_unreachable_bankid_show_in_metrics_and_readiness() {
         1.0
     );
 }
+
+#[test]
+fn the_grafana_dashboard_is_json_and_queries_only_metrics_the_engine_exposes() {
+    let env = common::sim();
+    let engine = Engine::new(env.config()).unwrap();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    wait_final(&engine, id);
+    let text = engine.metrics_text();
+    let mut known: std::collections::BTreeSet<String> = common::parse_metrics(&text)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    // A family without samples yet (no refusal so far) still has its names.
+    for (family, kind) in common::families(&text) {
+        let suffixes: &[&str] = match kind.as_str() {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            _ => &[""],
+        };
+        for s in suffixes {
+            known.insert(format!("{family}{s}"));
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana-bankid.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("valid JSON");
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 7, "{} panels", panels.len());
+    let mut queried = std::collections::BTreeSet::new();
+    for p in panels {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(i) = rest.find("bankid_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                assert!(
+                    known.contains(&name),
+                    "panel {:?} queries {name}, which the exposition does not have: {known:?}",
+                    p["title"]
+                );
+                queried.insert(name);
+            }
+        }
+    }
+    for wanted in [
+        "bankid_orders_finished_total",
+        "bankid_declined_calls_total",
+        "bankid_request_duration_seconds_bucket",
+        "bankid_orders_in_flight",
+        "bankid_client_certificate_expiry_timestamp_seconds",
+        "bankid_retries_total",
+    ] {
+        assert!(queried.contains(wanted), "no panel shows {wanted}");
+    }
+}
