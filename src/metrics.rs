@@ -234,10 +234,10 @@ impl Metrics {
         // Known label sets exist from the start at 0, so dashboards and alerts see a series
         // (and rate() a first point) before the first event.
         for phase in ["start", "collect"] {
-            m.retries.get_or_create(&PhaseLabels { phase });
+            let _ = m.retries.get_or_create(&PhaseLabels { phase });
         }
         for reason in REFUSAL_REASONS {
-            m.refused.get_or_create(&ReasonLabels { reason });
+            let _ = m.refused.get_or_create(&ReasonLabels { reason });
         }
         Metrics { registry, ..m }
     }
