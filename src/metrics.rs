@@ -420,6 +420,18 @@ impl Metrics {
         }
     }
 
+    /// Registers the client's count of connections opened (`bankid_tls_connections_opened`).
+    pub(crate) fn register_connections(
+        &mut self,
+        opened: prometheus_client::metrics::counter::Counter,
+    ) {
+        self.registry.register(
+            "tls_connections_opened",
+            "TCP + TLS connections to BankID the pool opened (how many are open at a time the HTTP client does not tell)",
+            opened,
+        );
+    }
+
     /// Sets the gauge of requests in flight (read from the client when the text is made).
     pub(crate) fn set_requests_in_flight(&self, n: usize) {
         self.requests_in_flight

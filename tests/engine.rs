@@ -788,6 +788,10 @@ fn metrics_count_exactly_the_orders_that_ran() {
         .sum::<usize>();
     assert_eq!(requests("collect", "ok"), collects as f64);
     assert_eq!(sample(&m, "bankid_retries_total", &[]), 0.0);
+    // Every connection the pool opened is one handshake the simulator completed.
+    let opened = sample(&m, "bankid_tls_connections_opened_total", &[]);
+    assert!(opened >= 1.0);
+    assert_eq!(opened, env.lab.stats().handshakes as f64);
     let expiry = sample(
         &m,
         "bankid_client_certificate_expiry_timestamp_seconds",

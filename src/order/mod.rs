@@ -336,7 +336,7 @@ impl Engine {
                 None
             }
         };
-        let metrics = Arc::new(Metrics::new(validity));
+        let mut metrics = Metrics::new(validity);
         let tls = crate::tls::client_config(config.roots().map_err(Error::Config)?, identity)
             .map_err(|e| Error::Config(e.into()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -356,8 +356,10 @@ impl Engine {
                 config.max_connections,
             )
             .map_err(|e| Error::Config(ConfigError(e)))?
-            .with_metrics(metrics.clone())
         };
+        metrics.register_connections(client.connections_opened());
+        let metrics = Arc::new(metrics);
+        let client = client.with_metrics(metrics.clone());
         let inner = Arc::new(Inner {
             client,
             metrics,
