@@ -360,7 +360,15 @@ impl Metrics {
             last.failure = None;
             self.last_success.set(now / 1000);
         } else {
-            let what = err.map(ToString::to_string).unwrap_or_default();
+            // BankID's `details` is free text of any length: a line of at most 200 characters
+            // without control characters is enough for an operator.
+            let what: String = err
+                .map(ToString::to_string)
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect();
             last.failure = Some((now, format!("{endpoint}: {what}")));
         }
     }
@@ -526,5 +534,17 @@ mod tests {
         };
         m.request("phone/auth", Duration::from_millis(3), Some(&busy));
         assert!(!m.readiness().ready);
+        let chatty = RpError::Api {
+            status: 500,
+            code: ErrorCode::InternalError,
+            details: format!("line\n{}", "x".repeat(100_000)),
+            retry_after: None,
+        };
+        m.request("collect", Duration::from_millis(3), Some(&chatty));
+        let r = m.readiness();
+        assert!(
+            !r.ready && r.reason.len() < 400 && !r.reason.contains('\n'),
+            "{r:?}"
+        );
     }
 }
