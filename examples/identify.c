@@ -34,6 +34,7 @@ static struct {
     bankid_status (*hint_code)(bankid_order, char *, size_t, size_t *);
     bankid_status (*release)(bankid_order);
     bankid_status (*last_error)(char *, size_t, size_t *);
+    bankid_status (*metrics)(char *, size_t, size_t *);
     const char *(*status_str)(uint32_t);
     const char *(*version)(void);
 } api;
@@ -75,6 +76,7 @@ static void load(const char *path) {
     *(void **)&api.hint_code = sym(lib, "bankid_hint_code");
     *(void **)&api.release = sym(lib, "bankid_release");
     *(void **)&api.last_error = sym(lib, "bankid_last_error");
+    *(void **)&api.metrics = sym(lib, "bankid_metrics");
     *(void **)&api.status_str = sym(lib, "bankid_status_str");
     *(void **)&api.version = sym(lib, "bankid_version");
 }
@@ -200,6 +202,19 @@ int main(int argc, char **argv) {
         CHECK(strncmp(text, prefix, sizeof prefix - 1) == 0, "success text: %s", text);
     } else {
         CHECK(strcmp(text, "Identification failed") == 0, "failure text: %s", text);
+    }
+
+    /* Metrics, as a hook host would serve them: size query, then a buffer with room to grow. */
+    size_t mlen = 0;
+    CHECK(api.metrics(NULL, 0, &mlen) == BANKID_BUFFER_TOO_SMALL && mlen > 0, "metrics size");
+    size_t mcap = mlen + 4096;
+    char *mtext = malloc(mcap);
+    CHECK(mtext != NULL, "malloc");
+    if (mtext) {
+        st = api.metrics(mtext, mcap, &mlen);
+        CHECK(st == BANKID_OK && strlen(mtext) == mlen, "metrics: %s", api.status_str(st));
+        CHECK(strstr(mtext, "bankid_orders_started_total 1") != NULL, "orders started in metrics");
+        free(mtext);
     }
 
     CHECK(api.release(order) == BANKID_OK, "release");

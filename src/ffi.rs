@@ -619,6 +619,31 @@ pub extern "C" fn bankid_release(order: bankid_order) -> bankid_status {
     })
 }
 
+/// The library's metrics as OpenMetrics text (the Prometheus text format; ends in `# EOF`),
+/// snprintf-style into `buf`, for a host that serves them itself (e.g. on its own `/metrics`
+/// with `Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8`): orders
+/// started and finished by state, hint and error code, declined calls, anti-vishing refusals,
+/// BankID latency per endpoint, retries, orders in flight, the client certificate's expiry.
+/// No personal data. `(NULL, 0)` asks for the length in `*out_len`; the text may grow between
+/// that call and the next, so allow some room or retry on `BANKID_BUFFER_TOO_SMALL`.
+/// `BANKID_NOT_INITIALIZED` before `bankid_init`. Thread-safe; never blocks on the network
+/// (it formats counters the library keeps; a few microseconds).
+///
+/// # Safety
+/// The pointer rules of the header banner.
+#[no_mangle]
+pub unsafe extern "C" fn bankid_metrics(
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> bankid_status {
+    ffi_body!({
+        let text = engine()?.metrics_text();
+        // SAFETY: forwarded caller guarantees.
+        unsafe { write_str(&text, buf, buf_len, out_len) }
+    })
+}
+
 /// The calling thread's last error message (set by the last call that failed on this thread),
 /// snprintf-style; never contains a whole personal number or a password.
 ///

@@ -45,6 +45,7 @@
 //! - [`order`]: the order engine ([`order::Engine`]): handles, the order task, anti-vishing
 //!   limits, the result line.
 //! - [`messages`]: what the caller, the agent and the IVR are told, per code ([`messages::guidance`]).
+//! - [`metrics`]: the engine's Prometheus metrics (OpenMetrics text) and readiness.
 //! - [`ffi`]: the C ABI (conventions in its module docs and the header banner).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -54,6 +55,7 @@ pub mod config;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub mod messages;
+pub mod metrics;
 pub mod order;
 pub mod personnummer;
 pub mod rp;

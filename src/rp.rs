@@ -383,6 +383,65 @@ pub struct RpClient {
     base: String,
     /// One permit per request in flight: bounds open connections (and so handshakes).
     in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+    max_in_flight: usize,
+    /// Where each request's latency and outcome go, if anywhere.
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// TCP + TLS connections the pool opened (each a full or resumed handshake).
+    connections_opened: prometheus_client::metrics::counter::Counter,
+}
+
+/// A connector layer counting the connections that were established (TCP connected and the
+/// TLS handshake done). How many are open at a time the pool does not say.
+#[derive(Clone)]
+struct CountConnections(prometheus_client::metrics::counter::Counter);
+
+impl<S> tower_layer::Layer<S> for CountConnections {
+    type Service = Counted<S>;
+    fn layer(&self, inner: S) -> Counted<S> {
+        Counted {
+            inner,
+            opened: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Counted<S> {
+    inner: S,
+    opened: prometheus_client::metrics::counter::Counter,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, R> tower_service::Service<R> for Counted<S>
+where
+    S: tower_service::Service<R>,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: R) -> Self::Future {
+        let connecting = self.inner.call(req);
+        let opened = self.opened.clone();
+        Box::pin(async move {
+            let conn = connecting.await;
+            if conn.is_ok() {
+                opened.inc();
+            }
+            conn
+        })
+    }
 }
 
 impl RpClient {
@@ -395,8 +454,10 @@ impl RpClient {
         request_timeout: Duration,
         max_connections: usize,
     ) -> Result<RpClient, String> {
+        let connections_opened = prometheus_client::metrics::counter::Counter::default();
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
+            .connector_layer(CountConnections(connections_opened.clone()))
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -414,7 +475,27 @@ impl RpClient {
             http,
             base,
             in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1))),
+            max_in_flight: max_connections.max(1),
+            metrics: None,
+            connections_opened,
         })
+    }
+
+    /// The count of connections the pool has opened (shared: it keeps counting).
+    pub fn connections_opened(&self) -> prometheus_client::metrics::counter::Counter {
+        self.connections_opened.clone()
+    }
+
+    /// Records every request's latency and outcome in `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> RpClient {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Requests to BankID in flight now.
+    pub fn requests_in_flight(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.in_flight.available_permits())
     }
 
     async fn post<T: serde::de::DeserializeOwned>(
@@ -432,6 +513,20 @@ impl RpClient {
                 message: "the client is shut down".into(),
                 timed_out: false,
             })?;
+        // Timed from the permit: BankID's latency, not our own queue.
+        let sent = std::time::Instant::now();
+        let result = self.exchange(endpoint, body).await;
+        if let Some(m) = &self.metrics {
+            m.request(endpoint, sent.elapsed(), result.as_ref().err());
+        }
+        result
+    }
+
+    async fn exchange<T: serde::de::DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        body: Vec<u8>,
+    ) -> Result<T, RpError> {
         let resp = self
             .http
             .post(format!("{}{endpoint}", self.base))

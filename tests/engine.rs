@@ -729,3 +729,240 @@ fn a_reload_keeps_the_declined_call_block_and_the_old_orders() {
     assert_eq!(old.lab.orders().len(), 1);
     engines.shutdown();
 }
+
+/// The metrics as the Prometheus project's parsers read them, once no order task runs.
+fn settled_metrics(engine: &Engine) -> Vec<common::prom::Sample> {
+    let t = Instant::now();
+    loop {
+        let samples = common::parse_metrics(&engine.metrics_text());
+        let live = common::sample(&samples, "bankid_orders_in_flight", &[]);
+        if live == 0.0 || t.elapsed() > Duration::from_secs(10) {
+            return samples;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn metrics_count_exactly_the_orders_that_ran() {
+    use common::sample;
+    let env = common::sim();
+    let engine = Engine::new(env.config()).unwrap();
+    let before = common::parse_metrics(&engine.metrics_text());
+    assert_eq!(sample(&before, "bankid_orders_started_total", &[]), 0.0);
+    assert_eq!(
+        sample(&before, "bankid_last_success_timestamp_seconds", &[]),
+        0.0
+    );
+    assert!(engine.readiness().ready, "{:?}", engine.readiness());
+
+    // One identified, one declined call (Cecilia's scenario), one error on start.
+    let ok = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, ok).state, State::Complete);
+    let declined = engine
+        .start(&pnr("197709083336"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, declined).state, State::Failed);
+    env.lab
+        .inject_fault(Fault::new(FaultKind::InternalError, 1).on("phone/auth"));
+    let broken = engine
+        .start(&pnr("196801642395"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, broken).state, State::Error);
+    // A refusal reaches nothing, and is counted on its own.
+    assert!(engine
+        .start(&pnr("197709083336"), StartOptions::default())
+        .is_err());
+
+    let m = settled_metrics(&engine);
+    assert_eq!(sample(&m, "bankid_orders_started_total", &[]), 3.0);
+    assert_eq!(sample(&m, "bankid_orders_finished_total", &[]), 3.0);
+    let finished = |state: &str, hint: Option<&str>, error: &str| {
+        let mut labels = vec![("state", state), ("error_code", error)];
+        labels.extend(hint.map(|h| ("hint_code", h)));
+        sample(&m, "bankid_orders_finished_total", &labels)
+    };
+    // (A complete order keeps BankID's last pending hint, whichever step the app reported.)
+    assert_eq!(finished("complete", None, "none"), 1.0, "{m:?}");
+    assert_eq!(
+        finished("failed", Some("userDeclinedCall"), "none"),
+        1.0,
+        "{m:?}"
+    );
+    assert_eq!(
+        finished("error", Some("none"), "internalError"),
+        1.0,
+        "{m:?}"
+    );
+    assert_eq!(sample(&m, "bankid_declined_calls_total", &[]), 1.0);
+    assert_eq!(
+        sample(
+            &m,
+            "bankid_refusals_total",
+            &[("reason", "declinedRecently")]
+        ),
+        1.0
+    );
+    assert_eq!(sample(&m, "bankid_orders_in_flight", &[]), 0.0);
+    let requests = |endpoint, outcome| {
+        sample(
+            &m,
+            "bankid_request_duration_seconds_count",
+            &[("endpoint", endpoint), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(requests("phone/auth", "ok"), 2.0);
+    assert_eq!(requests("phone/auth", "internalError"), 1.0);
+    let collects = env
+        .lab
+        .orders()
+        .iter()
+        .map(|o| o.collects_ms.len())
+        .sum::<usize>();
+    assert_eq!(requests("collect", "ok"), collects as f64);
+    assert_eq!(sample(&m, "bankid_retries_total", &[]), 0.0);
+    // Every connection the pool opened is one handshake the simulator completed.
+    let opened = sample(&m, "bankid_tls_connections_opened_total", &[]);
+    assert!(opened >= 1.0);
+    assert_eq!(opened, env.lab.stats().handshakes as f64);
+    let expiry = sample(
+        &m,
+        "bankid_client_certificate_expiry_timestamp_seconds",
+        &[],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    assert!(expiry > now, "the lab's certificate is valid: {expiry}");
+    let validity = engine.certificate_validity().unwrap();
+    assert_eq!(validity.not_after as f64, expiry);
+    assert!(sample(&m, "bankid_last_success_timestamp_seconds", &[]) >= now - 60.0);
+    // The last request (the start that got internalError) failed: not ready.
+    let r = engine.readiness();
+    assert!(!r.ready && r.reason.contains("internalError"), "{r:?}");
+    // No personal number in any form, anywhere in the text.
+    let text = engine.metrics_text();
+    for digits in [
+        "198503121116",
+        "8503121116",
+        "850312",
+        "197709083336",
+        "196801642395",
+    ] {
+        assert!(!text.contains(digits), "{digits} in the metrics");
+    }
+}
+
+#[test]
+fn retries_and_an_unreachable_bankid_show_in_metrics_and_readiness() {
+    use common::sample;
+    let env = common::sim();
+    let engine = Engine::new(env.config()).unwrap();
+    env.lab
+        .inject_fault(Fault::new(FaultKind::Maintenance, 1).on("phone/auth"));
+    env.lab
+        .inject_fault(Fault::new(FaultKind::Html503, 1).on("collect"));
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, id).state, State::Complete);
+    let m = settled_metrics(&engine);
+    assert_eq!(
+        sample(&m, "bankid_retries_total", &[("phase", "start")]),
+        1.0
+    );
+    assert_eq!(
+        sample(&m, "bankid_retries_total", &[("phase", "collect")]),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "bankid_request_duration_seconds_count",
+            &[("endpoint", "collect"), ("outcome", "http-503")]
+        ),
+        1.0
+    );
+    assert!(engine.readiness().ready, "{:?}", engine.readiness());
+    // BankID gone: the next order's start finds nobody, and readiness says so.
+    env.lab.shutdown();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    assert_eq!(wait_final(&engine, id).state, State::Error);
+    let r = engine.readiness();
+    assert!(!r.ready && r.reason.contains("phone/auth"), "{r:?}");
+    let m = settled_metrics(&engine);
+    assert_eq!(
+        sample(
+            &m,
+            "bankid_orders_finished_total",
+            &[("state", "error"), ("error_code", "transport")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn the_grafana_dashboard_is_json_and_queries_only_metrics_the_engine_exposes() {
+    let env = common::sim();
+    let engine = Engine::new(env.config()).unwrap();
+    let id = engine
+        .start(&pnr("198503121116"), StartOptions::default())
+        .unwrap();
+    wait_final(&engine, id);
+    let text = engine.metrics_text();
+    let mut known: std::collections::BTreeSet<String> = common::parse_metrics(&text)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    // A family without samples yet (no refusal so far) still has its names.
+    for (family, kind) in common::families(&text) {
+        let suffixes: &[&str] = match kind.as_str() {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            _ => &[""],
+        };
+        for s in suffixes {
+            known.insert(format!("{family}{s}"));
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana-bankid.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("valid JSON");
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 7, "{} panels", panels.len());
+    let mut queried = std::collections::BTreeSet::new();
+    for p in panels {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            let mut rest = expr;
+            while let Some(i) = rest.find("bankid_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                assert!(
+                    known.contains(&name),
+                    "panel {:?} queries {name}, which the exposition does not have: {known:?}",
+                    p["title"]
+                );
+                queried.insert(name);
+            }
+        }
+    }
+    for wanted in [
+        "bankid_orders_finished_total",
+        "bankid_declined_calls_total",
+        "bankid_request_duration_seconds_bucket",
+        "bankid_orders_in_flight",
+        "bankid_client_certificate_expiry_timestamp_seconds",
+        "bankid_retries_total",
+    ] {
+        assert!(queried.contains(wanted), "no panel shows {wanted}");
+    }
+}

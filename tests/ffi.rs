@@ -41,6 +41,12 @@ fn the_c_abi_holds_its_conventions() {
         unsafe { bankid_start(pnr.as_ptr(), 0, &mut order) },
         BANKID_NOT_INITIALIZED
     );
+    let mut metrics_len = 7usize;
+    assert_eq!(
+        unsafe { bankid_metrics(ptr::null_mut(), 0, &mut metrics_len) },
+        BANKID_NOT_INITIALIZED
+    );
+    assert_eq!(metrics_len, 7, "no output on failure");
     assert_eq!(bankid_release(0), BANKID_OK);
     assert_eq!(
         bankid_shutdown(),
@@ -166,6 +172,8 @@ fn the_c_abi_holds_its_conventions() {
         BANKID_BUFFER_TOO_SMALL
     );
     assert_eq!(len, result.len());
+
+    metrics_through_the_c_abi();
 
     // Cancel of a final order leaves it as it is.
     assert_eq!(bankid_cancel(order), BANKID_OK);
@@ -344,6 +352,79 @@ fn the_c_abi_holds_its_conventions() {
     assert!(lines.iter().any(|l| l.contains("850312-XXXX")), "{lines:?}");
     assert!(lines.iter().all(|l| !l.contains("8503121116")), "{lines:?}");
     assert_eq!(bankid_set_log_callback(None, ptr::null_mut()), BANKID_OK);
+}
+
+/// `bankid_metrics`: the size query, NULLs, a short buffer, and text the Prometheus project's
+/// parsers read, counting the one identification made so far.
+fn metrics_through_the_c_abi() {
+    let fetch = || {
+        let mut len = 0usize;
+        assert_eq!(
+            unsafe { bankid_metrics(ptr::null_mut(), 0, &mut len) },
+            BANKID_BUFFER_TOO_SMALL,
+            "(NULL, 0) is a size query"
+        );
+        assert!(len > 100, "{len}");
+        let mut buf = vec![0 as c_char; len + 4096];
+        let mut got = 0usize;
+        assert_eq!(
+            unsafe { bankid_metrics(buf.as_mut_ptr(), buf.len(), &mut got) },
+            BANKID_OK
+        );
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    // The order's task counts its end as it finishes; wait for it.
+    let t = std::time::Instant::now();
+    let samples = loop {
+        let s = common::parse_metrics(&fetch());
+        if common::sample(&s, "bankid_orders_in_flight", &[]) == 0.0
+            || t.elapsed() > std::time::Duration::from_secs(10)
+        {
+            break s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(
+        common::sample(&samples, "bankid_orders_started_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        common::sample(
+            &samples,
+            "bankid_orders_finished_total",
+            &[("state", "complete")]
+        ),
+        1.0
+    );
+    let text = fetch();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+
+    // A short buffer: NUL-terminated, the full length in *out_len, BUFFER_TOO_SMALL.
+    let mut short = [1 as c_char; 16];
+    let mut len = 0usize;
+    assert_eq!(
+        unsafe { bankid_metrics(short.as_mut_ptr(), short.len(), &mut len) },
+        BANKID_BUFFER_TOO_SMALL
+    );
+    assert_eq!(len, text.len());
+    assert_eq!(short[15], 0);
+    assert_eq!(
+        unsafe { CStr::from_ptr(short.as_ptr()) }.to_bytes(),
+        &text.as_bytes()[..15]
+    );
+    // NULL buffer with a length, and no out_len: refused or still safe.
+    assert_eq!(
+        unsafe { bankid_metrics(ptr::null_mut(), 10, &mut len) },
+        BANKID_NULL_POINTER
+    );
+    let mut big = vec![0 as c_char; text.len() + 4096];
+    assert_eq!(
+        unsafe { bankid_metrics(big.as_mut_ptr(), big.len(), ptr::null_mut()) },
+        BANKID_OK
+    );
 }
 
 static LOG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, ConfigError};
 use crate::messages::{self, Guidance, Language, Message};
+use crate::metrics::{Metrics, Readiness};
 use crate::personnummer::{Personnummer, PnrError};
 use crate::rp::{
     self, CallInitiator, CompletionData, ErrorCode, HintCode, PhoneAuthRequest, Requirement,
@@ -281,6 +282,7 @@ impl Cell {
 
 struct Inner {
     client: RpClient,
+    metrics: Arc<Metrics>,
     config: Config,
     orders: Mutex<HandleTable<Arc<Cell>>>,
     limits: Limits,
@@ -334,6 +336,7 @@ impl Engine {
 
     /// A new engine for a reloaded configuration (e.g. a renewed certificate) that keeps this
     /// one's anti-vishing counters: a number blocked after a declined call stays blocked.
+    /// (Its metrics start at zero, as after a restart.)
     pub fn successor(&self, config: Config) -> Result<Engine, Error> {
         let limits = self.inner.limits.with_settings(config.limits);
         Engine::with_limits(config, limits)
@@ -341,6 +344,12 @@ impl Engine {
 
     fn with_limits(config: Config, limits: Limits) -> Result<Engine, Error> {
         let (tls, cert) = config.tls_config_and_certificate().map_err(Error::Config)?;
+        let validity = cert.as_ref().map(crate::metrics::Validity::from);
+        if validity.is_none() {
+            // rustls and BankID decide whether it works; only the gauge and /readyz lack it.
+            log::warn!("the client certificate could not be parsed; its expiry is not reported");
+        }
+        let mut metrics = Metrics::new(validity);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads)
             .max_blocking_threads(1)
@@ -367,8 +376,12 @@ impl Engine {
                 return Err(Error::Config(ConfigError(e)));
             }
         };
+        metrics.register_connections(client.connections_opened());
+        let metrics = Arc::new(metrics);
+        let client = client.with_metrics(metrics.clone());
         let inner = Arc::new(Inner {
             client,
+            metrics,
             limits,
             config,
             orders: Mutex::new(HandleTable::default()),
@@ -428,6 +441,7 @@ impl Engine {
             .admit(pnr, opts.caller_id.as_deref(), Instant::now())
         {
             log::warn!("SECURITY: start for {} refused: {r}", pnr.masked());
+            self.inner.metrics.refused(&r);
             return Err(Error::Refused(r));
         }
         let cell = Arc::new(Cell::new(pnr.clone()));
@@ -435,6 +449,7 @@ impl Engine {
             .insert(cell.clone(), self.inner.config.max_orders)
             .map_err(|_| Error::TooManyOrders)?;
         self.inner.live_tasks.fetch_add(1, Ordering::SeqCst);
+        self.inner.metrics.order_started();
         rt.spawn(task::run(self.inner.clone(), cell, request));
         Ok(id)
     }
@@ -528,6 +543,34 @@ impl Engine {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The engine's metrics as OpenMetrics text (Prometheus scrapes it; ends in `# EOF`), see
+    /// [`crate::metrics`]. No personal data. Cheap: a few hundred lines at most.
+    pub fn metrics_text(&self) -> String {
+        self.metrics_text_with(None)
+    }
+
+    /// As [`Engine::metrics_text`], followed by `extra`'s metrics (a server's own) before the
+    /// `# EOF`.
+    pub fn metrics_text_with(
+        &self,
+        extra: Option<&prometheus_client::registry::Registry>,
+    ) -> String {
+        let m = &self.inner.metrics;
+        m.set_requests_in_flight(self.inner.client.requests_in_flight());
+        m.encode(extra)
+    }
+
+    /// Whether this engine can identify callers now: the client certificate is valid and the
+    /// last request to BankID did not fail recently (see [`Metrics::readiness`]).
+    pub fn readiness(&self) -> Readiness {
+        self.inner.metrics.readiness()
+    }
+
+    /// The client certificate's validity, when it could be read.
+    pub fn certificate_validity(&self) -> Option<crate::metrics::Validity> {
+        self.inner.metrics.validity()
     }
 
     /// Shuts the engine down: no new orders; every pending order ends here (`shutdown`) and is

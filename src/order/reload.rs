@@ -193,6 +193,27 @@ impl Reloadable {
         }
     }
 
+    /// The current engine's metrics (see [`Engine::metrics_text`]). A reload starts them at
+    /// zero, as a restart would (Prometheus' `rate()` takes counter resets in its stride);
+    /// orders still finishing on a retired engine are not counted in them.
+    pub fn metrics_text(&self) -> String {
+        self.engines().current.metrics_text()
+    }
+
+    /// As [`Reloadable::metrics_text`], followed by a server's own metrics (see
+    /// [`Engine::metrics_text_with`]).
+    pub fn metrics_text_with(
+        &self,
+        extra: Option<&prometheus_client::registry::Registry>,
+    ) -> String {
+        self.engines().current.metrics_text_with(extra)
+    }
+
+    /// Whether the current configuration can identify callers (see [`Engine::readiness`]).
+    pub fn readiness(&self) -> crate::metrics::Readiness {
+        self.engines().current.readiness()
+    }
+
     /// Orders held by every configuration's engine.
     pub fn len(&self) -> usize {
         let engines = self.engines();

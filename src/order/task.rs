@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Cell, Inner, OrderError, State};
+use crate::metrics::Retry;
 use crate::rp::{CollectResponse, CollectStatus, ErrorCode, HintCode, PhoneAuthRequest, RpError};
 
 /// How many times a start is retried on BankID's own `maintenance` / `tooManyRequests`.
@@ -21,11 +22,18 @@ enum End {
     Here,
 }
 
-/// Uncounts the task when it ends, whichever way (shutdown waits for the count to reach 0).
-struct Live<'a>(&'a Inner);
+/// Uncounts the task when it ends, whichever way (shutdown waits for the count to reach 0),
+/// and counts the order's final state: once per order, and never on the hot path.
+struct Live<'a>(&'a Inner, &'a Cell);
 
 impl Drop for Live<'_> {
     fn drop(&mut self) {
+        {
+            let p = self.1.progress();
+            self.0
+                .metrics
+                .order_ended(p.state, p.hint_code.as_ref(), p.error.as_ref());
+        }
         self.0
             .live_tasks
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -34,7 +42,7 @@ impl Drop for Live<'_> {
 
 /// Runs one order to its end. `inner.live_tasks` was counted up by the spawner.
 pub(super) async fn run(inner: Arc<Inner>, cell: Arc<Cell>, request: PhoneAuthRequest) {
-    let _live = Live(&inner);
+    let _live = Live(&inner, &cell);
     let deadline = Instant::now()
         .checked_add(inner.config.order_timeout)
         .unwrap_or_else(Instant::now);
@@ -149,6 +157,7 @@ async fn start(
                 return None;
             }
             log::warn!("phone/auth for {who}: {e}; retry {attempt} in {wait:?}");
+            inner.metrics.retry(Retry::Start);
             sleep_or_cancel(cell, wait).await;
             continue;
         }
@@ -209,11 +218,13 @@ async fn collect(inner: &Inner, cell: &Cell, order_ref: &str, deadline: Instant)
                 overload += 1;
                 overloaded = Some(OrderError::from(&e));
                 log::warn!("collect {order_ref}: {e}; retrying in {delay:?}");
+                inner.metrics.retry(Retry::Collect);
             }
             Err(e @ (RpError::Transport { .. } | RpError::Decode(_))) => {
                 overloaded = None;
                 // A collect may be repeated: the next tick asks again.
                 log::warn!("collect {order_ref}: {e}; retrying on the next tick");
+                inner.metrics.retry(Retry::Collect);
             }
             Err(e) => {
                 log::warn!("collect {order_ref} failed: {e}");
@@ -273,6 +284,7 @@ fn on_answer(inner: &Inner, cell: &Cell, order_ref: &str, resp: CollectResponse)
                     inner.limits_settings().declined_block
                 );
                 inner.limits.declined(&cell.pnr, Instant::now());
+                inner.metrics.declined_call();
             } else {
                 log::info!(
                     "order {order_ref} failed: {}",

@@ -65,3 +65,8 @@ impl Env {
         self.lab.dir()
     }
 }
+
+#[path = "../support/prom.rs"]
+pub mod prom;
+#[allow(unused_imports)] // not every test file that shares this module reads metrics
+pub use prom::{families, parse_metrics, sample};

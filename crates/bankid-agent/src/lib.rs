@@ -11,6 +11,8 @@ pub mod accounts;
 mod body;
 /// One enum for every API failure (status, code, message), and the start-up error.
 pub mod error;
+/// `/metrics`, `/healthz`, `/readyz`, and the page's own counters.
+pub mod health;
 /// Per-agent sliding-window limits on failed logins and identifications.
 pub mod limits;
 /// The identifications: starting, polling and cancelling orders, and their JSON.
@@ -134,6 +136,7 @@ pub struct App {
     login_failures: RateLimiter,
     login_failures_by_address: RateLimiter,
     identifications: RateLimiter,
+    metrics: health::AgentMetrics,
 }
 
 impl App {
@@ -147,6 +150,7 @@ impl App {
             opts,
             sessions: session::Sessions::default(),
             orders: Mutex::new(HashMap::new()),
+            metrics: health::AgentMetrics::default(),
         })
     }
 
@@ -243,6 +247,10 @@ pub fn router(app: Arc<App>) -> Router {
     };
     let headers = SecurityHeaders::new(&app.opts.frame_ancestors);
     top.fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            health::count_requests,
+        ))
         .layer(axum::middleware::map_response(move |resp| {
             security_headers(headers.clone(), resp)
         }))
@@ -263,6 +271,7 @@ fn page() -> Router<Arc<App>> {
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .merge(session::router())
         .merge(orders::router())
+        .merge(health::router())
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -281,10 +281,12 @@ async fn login(
     let from = client.addr();
     if let Err(retry_after) = app.login_failures.check(&key) {
         log::warn!("login for {key} from {from}: refused, too many failed attempts for the name");
+        app.metrics.login(crate::health::Login::Limited);
         return Err(ApiError::TooManyLogins { retry_after });
     }
     if let Err(retry_after) = app.login_failures_by_address.check(&from) {
         log::warn!("login for {key} from {from}: refused, too many failed attempts from there");
+        app.metrics.login(crate::health::Login::Limited);
         return Err(ApiError::TooManyLogins { retry_after });
     }
     let accounts = app.accounts();
@@ -302,12 +304,14 @@ async fn login(
     let Some(name) = verified else {
         app.login_failures.record(&key);
         app.login_failures_by_address.record(&from);
+        app.metrics.login(crate::health::Login::Failed);
         log::warn!("login for {key} from {from}: wrong name or password");
         return Err(ApiError::BadCredentials);
     };
     // The name's failures are forgiven, not the address's: one valid account must not reset
     // the count of a client trying others.
     app.login_failures.clear(&key);
+    app.metrics.login(crate::health::Login::Ok);
     // A fresh session id at every login (no fixation), and the old one, if any, ended.
     if let Some(old) = session_token(&headers) {
         app.sessions.end(&old);

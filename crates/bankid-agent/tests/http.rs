@@ -795,3 +795,93 @@ async fn failed_logins_count_per_client_address_and_a_forwarded_one_only_when_tr
         "a made-up X-Forwarded-For does not buy a fresh count"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_and_readiness_answer_without_a_login() {
+    use common::{parse_metrics, sample};
+    let h = start(0.02, |_| {}).await;
+    let mut anna = h.client();
+    let health = anna.get("/healthz").await;
+    assert_eq!((health.status, health.body.as_str()), (200, Some("ok\n")));
+    assert_eq!(health.headers["cache-control"], "no-store");
+    let ready = anna.get("/readyz").await;
+    assert_eq!(
+        ready.status, 200,
+        "no order yet, certificate valid: {}",
+        ready.body
+    );
+
+    assert_eq!(anna.login("anna", "wrong").await.status, 401);
+    assert_eq!(anna.login("anna", PASSWORD_A).await.status, 200);
+    let r = anna.identify("198503121116", "user").await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(anna.wait_final(&id).await["state"], "complete");
+
+    // Without the session cookie: a monitoring system has none.
+    let scraper = h.client();
+    let m = scraper.get("/metrics").await;
+    assert_eq!(m.status, 200);
+    assert_eq!(
+        m.headers["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(m.headers.contains_key("content-security-policy"));
+    let text = m.body.as_str().unwrap().to_string();
+    let s = parse_metrics(&text);
+    assert_eq!(sample(&s, "bankid_orders_started_total", &[]), 1.0);
+    assert_eq!(
+        sample(&s, "bankid_agent_logins_total", &[("result", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        sample(&s, "bankid_agent_logins_total", &[("result", "failed")]),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &s,
+            "bankid_agent_http_requests_total",
+            &[("route", "/api/identify"), ("status", "201")]
+        ),
+        1.0
+    );
+    assert!(
+        sample(
+            &s,
+            "bankid_agent_http_requests_total",
+            &[("route", "/api/orders/{id}"), ("status", "200")]
+        ) >= 1.0
+    );
+    for secret in ["198503121116", "8503121116", "anna", id.as_str()] {
+        assert!(!text.contains(secret), "{secret} in /metrics");
+    }
+    let ready = scraper.get("/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert!(ready
+        .body
+        .as_str()
+        .unwrap()
+        .contains("BankID last answered"));
+
+    // BankID gone: the next identification finds nobody, and the page is not ready.
+    drop(h.sim);
+    let r = anna.identify("196801642395", "user").await;
+    let o = anna.wait_final(r.body["id"].as_str().unwrap()).await;
+    assert_eq!(o["state"], "error", "{o}");
+    let ready = scraper.get("/readyz").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(
+        ready
+            .body
+            .as_str()
+            .unwrap()
+            .starts_with("not ready: the last request to BankID failed"),
+        "{}",
+        ready.body
+    );
+    assert_eq!(
+        scraper.get("/healthz").await.status,
+        200,
+        "the process is up"
+    );
+}

@@ -16,6 +16,8 @@
 //! The protocol itself (lines, replies, command bytes and their quoting) is
 //! [`bankid_ivr_cli::agi`]; this file is the call flow and the server around it.
 
+mod health;
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -74,6 +76,14 @@ pub struct Args {
     /// Give up on an order (and cancel it) after this many seconds.
     #[arg(long, default_value_t = 180)]
     pub timeout_s: u64,
+    /// Serve /metrics, /healthz and /readyz over HTTP on this address (off unless given); a
+    /// non-loopback address also needs --metrics-public.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Allow --metrics on a non-loopback address (the text has no personal data, but call
+    /// volumes and outcomes; firewall it).
+    #[arg(long, requires = "metrics")]
+    pub metrics_public: bool,
     /// Deadline for Asterisk's AGI environment (the `agi_*` lines), in milliseconds.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub env_deadline_ms: u64,
@@ -733,6 +743,15 @@ pub fn run(args: Args) -> i32 {
             return exit::USAGE;
         }
     };
+    if let Some(m) = args.metrics {
+        if !m.ip().is_loopback() && !args.metrics_public {
+            eprintln!(
+                "bankid-ivr fastagi: --metrics {m} is not a loopback address: add --metrics-public \
+                 to serve metrics there (and firewall the port)"
+            );
+            return exit::USAGE;
+        }
+    }
     if args.max_calls == 0 || args.max_calls > Semaphore::MAX_PERMITS {
         eprintln!("bankid-ivr fastagi: --max-calls must be at least 1");
         return exit::USAGE;
@@ -799,7 +818,25 @@ pub fn run(args: Args) -> i32 {
     } else {
         args.allow.clone()
     };
+    let mut metrics_at = None;
+    if let Some(m) = args.metrics {
+        match rt.block_on(TcpListener::bind(m)) {
+            Ok(l) => {
+                metrics_at = Some(l.local_addr().map(|a| a.to_string()).unwrap_or_default());
+                rt.spawn(health::serve(l, engine.clone()));
+            }
+            Err(e) => {
+                eprintln!("bankid-ivr fastagi: cannot listen on --metrics {m}: {e}");
+                return exit::USAGE;
+            }
+        }
+    }
     println!("listening agi://{addr}/bankid-identify");
+    if let Some(at) = metrics_at {
+        use std::io::Write;
+        // Not println!: a reader that stopped reading must not end the server.
+        let _ = writeln!(std::io::stdout(), "metrics http://{at}/metrics");
+    }
     eprintln!(
         "bankid-ivr fastagi: allowing {} (at most {} calls)",
         allow

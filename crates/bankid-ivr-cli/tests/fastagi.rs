@@ -983,3 +983,151 @@ fn sighup_takes_a_renewed_configuration_for_new_calls_while_running_calls_finish
     assert_eq!(masked(&first), vec!["850312-XXXX".to_string()]);
     assert_eq!(masked(&second), vec!["990807-XXXX".to_string()]);
 }
+
+#[path = "../../../tests/support/prom.rs"]
+mod prom;
+
+/// A GET over a fresh connection: the status code and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{resp:?}"));
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    // hyper sends a short body with Content-Length, not chunked.
+    assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
+    (status, body.to_string())
+}
+
+#[test]
+fn metrics_listener_serves_metrics_health_and_readiness() {
+    let sim = Lab::start(SimConfig {
+        speed: 0.01,
+        ..Default::default()
+    })
+    .unwrap();
+    let config = sim.write_client_toml("poll_interval_ms = 20").unwrap();
+    let log = sim.dir().join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bankid-ivr"))
+        .args([
+            "fastagi",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .args(["--config", config.to_str().unwrap()])
+        .env_remove("BANKID_PRESET")
+        .env_remove("BANKID_URL")
+        .env_remove("BANKID_SIMULATOR")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    out.read_line(&mut first).unwrap();
+    out.read_line(&mut second).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening agi://")
+        .and_then(|s| s.strip_suffix("/bankid-identify"))
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .to_string();
+    let metrics = second
+        .trim()
+        .strip_prefix("metrics http://")
+        .and_then(|s| s.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("second line: {second:?}"))
+        .to_string();
+    let server = Server { child, addr, log };
+
+    assert_eq!(http_get(&metrics, "/healthz"), (200, "ok\n".into()));
+    assert_eq!(http_get(&metrics, "/readyz").0, 200);
+    assert_eq!(http_get(&metrics, "/nothing").0, 404);
+    for digits in ["198503121116", "197709083336"] {
+        call(
+            &server.addr,
+            Caller {
+                digits: vec![Some(digits.into())],
+                hangup_after_prompt: None,
+                caller_id: None,
+            },
+        );
+    }
+    // The orders' tasks count their ends as they finish.
+    let mut samples = Vec::new();
+    wait_for("both orders counted", Duration::from_secs(10), || {
+        let (status, text) = http_get(&metrics, "/metrics");
+        assert_eq!(status, 200);
+        samples = prom::parse_metrics(&text);
+        prom::sample(&samples, "bankid_orders_finished_total", &[]) == 2.0
+    });
+    assert_eq!(
+        prom::sample(&samples, "bankid_orders_started_total", &[]),
+        2.0
+    );
+    assert_eq!(
+        prom::sample(
+            &samples,
+            "bankid_orders_finished_total",
+            &[("state", "complete")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        prom::sample(&samples, "bankid_declined_calls_total", &[]),
+        1.0
+    );
+    let (status, body) = http_get(&metrics, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("BankID last answered"), "{body}");
+
+    // BankID gone and a call tried: not ready, still healthy.
+    drop(sim);
+    call(
+        &server.addr,
+        Caller {
+            digits: vec![Some("196801642395".into())],
+            hangup_after_prompt: None,
+            caller_id: None,
+        },
+    );
+    let (status, body) = http_get(&metrics, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("not ready: "), "{body}");
+    assert_eq!(http_get(&metrics, "/healthz").0, 200);
+}
+
+#[test]
+fn metrics_on_a_non_loopback_address_needs_metrics_public() {
+    let sim = Lab::start(SimConfig::default()).unwrap();
+    let config = sim.write_client_toml("").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bankid-ivr"))
+        .args([
+            "fastagi",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "10.1.2.3:9464",
+        ])
+        .args(["--config", config.to_str().unwrap()])
+        .env_remove("BANKID_PRESET")
+        .env_remove("BANKID_URL")
+        .env_remove("BANKID_SIMULATOR")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--metrics-public"), "{err}");
+}

@@ -205,3 +205,8 @@ impl Client {
         }
     }
 }
+
+#[path = "../../../../tests/support/prom.rs"]
+pub mod prom;
+#[allow(unused_imports)] // not every test file that shares this module reads metrics
+pub use prom::{families, parse_metrics, sample};
