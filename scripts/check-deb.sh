@@ -16,8 +16,9 @@ fi
 for tool in cargo-deb dpkg systemd-analyze readelf pkg-config curl python3; do
   command -v "$tool" >/dev/null 2>&1 || { echo "check-deb: $tool is missing: run scripts/setup.sh"; exit 1; }
 done
-if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'installed\|config-files'; then
-  echo "check-deb: $pkg is already installed here; not replacing or removing it (dpkg --purge $pkg first)"
+status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+if [ -n "$status" ] && [ "$status" != not-installed ]; then
+  echo "check-deb: $pkg is on this machine ($status); not replacing or removing it (dpkg --purge $pkg first)"
   exit 1
 fi
 
@@ -158,6 +159,24 @@ done
 echo "bankid-agent as user bankid: $base/ answers 200; logged in and identified the test person"
 [ "$(stat -c '%a %U' /var/lib/bankid/agents.toml)" = "600 bankid" ] ||
   fail "agents.toml is $(stat -c '%a %U' /var/lib/bankid/agents.toml)"
+
+# The FastAGI server as its unit runs it: user bankid, the same configuration; it listens, takes
+# a connection, and SIGTERM stops it cleanly (exit 0).
+setpriv --reuid=bankid --regid=bankid --init-groups --no-new-privs \
+  /usr/bin/bankid-ivr fastagi --listen 127.0.0.1:0 --config "$tmp/client.toml" \
+  >"$tmp/agi.out" 2>"$tmp/agi.err" &
+agi=$!
+for _ in $(seq 100); do grep -q '^listening agi://' "$tmp/agi.out" 2>/dev/null && break; sleep 0.1; done
+agi_addr=$(sed -n 's|^listening agi://\([^/]*\)/.*|\1|p' "$tmp/agi.out")
+[ -n "$agi_addr" ] || fail "bankid-ivr fastagi did not start: $(cat "$tmp/agi.err")"
+python3 -c 'import socket, sys; h, p = sys.argv[1].rsplit(":", 1); socket.create_connection((h, int(p)), 5).close()' "$agi_addr" ||
+  fail "bankid-ivr fastagi at $agi_addr takes no connection"
+kill -TERM "$agi"
+rc=0
+wait "$agi" || rc=$?
+[ "$rc" = 0 ] || fail "bankid-ivr fastagi exited $rc on SIGTERM: $(cat "$tmp/agi.err")"
+echo "bankid-ivr fastagi as user bankid: listening agi://$agi_addr/bankid-identify, stopped cleanly on SIGTERM"
+
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 pids=()
 
