@@ -13,9 +13,18 @@
  * way holds; it prints FAIL and exits 1 otherwise. Build:
  *
  *   cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/identify.c -ldl -o identify
+ *
+ * Built with -DBANKID_LINKED it calls the library's functions directly instead, linked at build
+ * time against an installed libbankid (scripts/install.sh), and takes no LIBBANKID_SO argument:
+ *
+ *   cc -std=c11 -Wall -Wextra -Werror -DBANKID_LINKED examples/identify.c \
+ *      $(pkg-config --cflags --libs bankid) -o identify-linked
+ *   identify-linked PERSONAL_NUMBER EXPECTED [CONFIG_FILE]
  */
 #define _POSIX_C_SOURCE 200809L
+#ifndef BANKID_LINKED
 #include <dlfcn.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +32,7 @@
 
 #include "bankid.h"
 
-/* The library's functions, looked up with dlsym. */
+/* The library's functions: looked up with dlsym, or (BANKID_LINKED) the linked ones. */
 static struct {
     bankid_status (*init)(const char *);
     bankid_status (*shutdown)(void);
@@ -51,6 +60,25 @@ static int failures = 0;
         }                                                       \
     } while (0)
 
+#ifdef BANKID_LINKED
+/* Arguments before PERSONAL_NUMBER: none, the dynamic linker found the library. */
+#define LIB_ARGS 0
+static void load(void) {
+    api.init = bankid_init;
+    api.shutdown = bankid_shutdown;
+    api.start = bankid_start;
+    api.poll = bankid_poll;
+    api.result_text = bankid_result_text;
+    api.message = bankid_message;
+    api.hint_code = bankid_hint_code;
+    api.release = bankid_release;
+    api.last_error = bankid_last_error;
+    api.status_str = bankid_status_str;
+    api.version = bankid_version;
+}
+#else
+/* Arguments before PERSONAL_NUMBER: LIBBANKID_SO. */
+#define LIB_ARGS 1
 static void *sym(void *lib, const char *name) {
     void *p = dlsym(lib, name);
     if (!p) {
@@ -80,6 +108,7 @@ static void load(const char *path) {
     *(void **)&api.status_str = sym(lib, "bankid_status_str");
     *(void **)&api.version = sym(lib, "bankid_version");
 }
+#endif
 
 static const char *last_error(void) {
     static char buf[512];
@@ -130,25 +159,31 @@ static void check_conventions(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4) {
-        fprintf(stderr, "usage: %s LIBBANKID_SO PERSONAL_NUMBER complete|failed|error|invalid "
-                        "[CONFIG_FILE]\n", argv[0]);
+    if (argc < LIB_ARGS + 3) {
+        fprintf(stderr, "usage: %s %sPERSONAL_NUMBER complete|failed|error|invalid "
+                        "[CONFIG_FILE]\n", argv[0], LIB_ARGS ? "LIBBANKID_SO " : "");
         return 2;
     }
-    const char *expected = argv[3];
+    const char *number = argv[LIB_ARGS + 1];
+    const char *expected = argv[LIB_ARGS + 2];
+    const char *config = argc > LIB_ARGS + 3 ? argv[LIB_ARGS + 3] : NULL;
+#ifdef BANKID_LINKED
+    load();
+#else
     load(argv[1]);
+#endif
 
-    bankid_status st = api.init(argc > 4 ? argv[4] : NULL);
+    bankid_status st = api.init(config);
     if (st != BANKID_OK) {
         fprintf(stderr, "FAIL: bankid_init: %s: %s\n", api.status_str(st), last_error());
         return 1;
     }
-    CHECK(api.init(argc > 4 ? argv[4] : NULL) == BANKID_ALREADY_INITIALIZED, "double init");
+    CHECK(api.init(config) == BANKID_ALREADY_INITIALIZED, "double init");
     printf("libbankid %s\n", api.version());
     check_conventions();
 
     bankid_order order = 0;
-    st = api.start(argv[2], BANKID_CALL_INITIATOR_USER, &order);
+    st = api.start(number, BANKID_CALL_INITIATOR_USER, &order);
     if (strcmp(expected, "invalid") == 0) {
         CHECK(st == BANKID_INVALID_PERSONAL_NUMBER, "expected the number to be refused, got %s",
               api.status_str(st));

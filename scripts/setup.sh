@@ -16,6 +16,12 @@ command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The install layout and the Debian package (tests/install.rs, scripts/check-deb.sh).
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v readelf >/dev/null 2>&1 || need_apt+=(binutils)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need_apt+=(dpkg-dev)
+command -v adduser >/dev/null 2>&1 || need_apt+=(adduser)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -27,6 +33,14 @@ CBINDGEN_VERSION=0.29.4
 if ! cbindgen --version 2>/dev/null | grep -q "$CBINDGEN_VERSION"; then
   echo "setup: cargo install cbindgen $CBINDGEN_VERSION"
   cargo install cbindgen --version "$CBINDGEN_VERSION" --locked --quiet
+fi
+
+# cargo-deb, pinned, for the Debian package (scripts/check-deb.sh). Installing it builds 95
+# crates: 274 s on the shared 2-core machine, once; cargo-c would be 419 (scripts/install.sh).
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+  echo "setup: cargo install cargo-deb $CARGO_DEB_VERSION"
+  env -u CARGO_TARGET_DIR cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --quiet
 fi
 
 # Python peers (pybankid) in a project-local virtualenv.

@@ -33,6 +33,9 @@ step "the whole suite again in release (what integrators ship; the C example pla
 cargo build --workspace --release --all-targets
 cargo test --workspace --release --no-fail-fast
 
+step "the Debian package: build, dpkg -i, systemd-analyze verify, use it, dpkg -r and --purge leave nothing"
+bash scripts/check-deb.sh
+
 step "the README's run command (the agent page) works on a machine with no BankID configured"
 bash scripts/check-agent-run.sh
 
