@@ -44,13 +44,8 @@ pub enum Validity {
     },
 }
 
-fn system_time(t: &x509_parser::time::ASN1Time) -> SystemTime {
-    let secs = t.timestamp();
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    }
+fn system_time(t: x509_cert::time::Time) -> SystemTime {
+    UNIX_EPOCH + t.to_unix_duration()
 }
 
 /// `t` as `YYYY-MM-DD HH:MM:SS UTC`.
@@ -81,13 +76,17 @@ pub fn utc(t: SystemTime) -> String {
 impl CertInfo {
     /// Reads a DER certificate; `what` names it in the error.
     pub fn from_der(der: &[u8], what: &str) -> Result<CertInfo, TlsError> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der)
+        // RustCrypto's parser: no global state (x509-parser's lazily built OID registry is never
+        // freed, which valgrind reports and every dlopen/dlclose of the library would leak).
+        use x509_cert::der::Decode;
+        let cert = x509_cert::Certificate::from_der(der)
             .map_err(|e| TlsError(format!("{what}: not an X.509 certificate: {e}")))?;
+        let tbs = cert.tbs_certificate();
         Ok(CertInfo {
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
-            not_before: system_time(&cert.validity().not_before),
-            not_after: system_time(&cert.validity().not_after),
+            subject: tbs.subject().to_string(),
+            issuer: tbs.issuer().to_string(),
+            not_before: system_time(tbs.validity().not_before),
+            not_after: system_time(tbs.validity().not_after),
         })
     }
 
