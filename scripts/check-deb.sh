@@ -105,6 +105,14 @@ poll_interval_ms = 100
 EOF
 chmod 0644 "$tmp/client.toml" "$tmp/sim/"*
 echo "bankid-sim: $url"
+# doctor from the package: every check passes against the simulator; the shipped, unfilled
+# configuration fails with the settings to give.
+out=$(/usr/bin/bankid-ivr doctor --config "$tmp/client.toml" 2>&1) || fail "doctor against bankid-sim: $out"
+echo "bankid-ivr doctor: $(echo "$out" | tail -1)"
+rc=0
+out=$(/usr/bin/bankid-ivr doctor --config /etc/bankid/bankid.toml 2>&1) || rc=$?
+[ "$rc" = 1 ] || fail "doctor with the shipped configuration exited $rc, not 1: $out"
+echo "bankid-ivr doctor, shipped configuration: $(echo "$out" | grep -m1 '✗')"
 out=$(/usr/bin/bankid-ivr identify --config "$tmp/client.toml" 198503121116 2>/dev/null)
 [ "$out" = "Identification successful for social security number 850312-1116" ] || fail "identify: $out"
 echo "bankid-ivr identify: $out"
