@@ -153,8 +153,10 @@ code=$(curl -s -o "$tmp/page.html" -w '%{http_code}' "$base/")
 user=$(sed -n 's/.*user name: \([^ ]*\) .*/\1/p' "$tmp/agent.out")
 pass=$(sed -n 's/.*password: \([^ ]*\) .*/\1/p' "$tmp/agent.out")
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# The password goes in a file, not on curl's command line (where ps would show it).
+printf '{"username":"%s","password":"%s"}' "$user" "$pass" >"$tmp/login.json"
 csrf=$(curl -sf -c "$tmp/jar" -H 'Content-Type: application/json' \
-  -d "{\"username\":\"$user\",\"password\":\"$pass\"}" "$base/api/login" | json '["csrf"]')
+  -d @"$tmp/login.json" "$base/api/login" | json '["csrf"]')
 id=$(curl -sf -b "$tmp/jar" -H 'Content-Type: application/json' -H "X-CSRF-Token: $csrf" \
   -d '{"personalNumber":"850312-1116"}' "$base/api/identify" | json '["id"]')
 state=pending
@@ -174,6 +176,7 @@ setpriv --reuid=bankid --regid=bankid --init-groups --no-new-privs \
   /usr/bin/bankid-ivr fastagi --listen 127.0.0.1:0 --config "$tmp/client.toml" \
   >"$tmp/agi.out" 2>"$tmp/agi.err" &
 agi=$!
+pids+=("$agi")
 for _ in $(seq 100); do grep -q '^listening agi://' "$tmp/agi.out" 2>/dev/null && break; sleep 0.1; done
 agi_addr=$(sed -n 's|^listening agi://\([^/]*\)/.*|\1|p' "$tmp/agi.out")
 [ -n "$agi_addr" ] || fail "bankid-ivr fastagi did not start: $(cat "$tmp/agi.err")"

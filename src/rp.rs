@@ -464,6 +464,9 @@ impl RpClient {
             .pool_max_idle_per_host(max_connections)
             .tcp_nodelay(true)
             .http1_only()
+            // Straight to BankID: never through an HTTPS_PROXY/ALL_PROXY a hook host's
+            // environment happens to carry (doctor connects directly too).
+            .no_proxy()
             .user_agent(concat!("bankid-ivr/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;

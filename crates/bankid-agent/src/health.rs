@@ -1,5 +1,7 @@
 //! `/metrics`, `/healthz` and `/readyz` on the agent page's own listener, without a login (a
 //! monitoring system has none), behind the same security headers as every other response.
+//! `/metrics` and `/readyz` answer only a client on this machine, directly (not through a
+//! proxy); `/healthz` says "ok" to anyone.
 //!
 //! `/metrics` is the engine's OpenMetrics text followed by the page's own counters (logins by
 //! result, HTTP requests by route and status). It reveals volumes and outcomes only: no
@@ -20,6 +22,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+use crate::error::ApiError;
+use crate::proxy::Client;
 use crate::App;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,7 +110,37 @@ fn text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// Monitoring that may read `/metrics` and `/readyz`: a client on this machine talking to us
+/// directly. A request that a proxy forwarded (any forwarding header) gets 404, like a path
+/// that does not exist, even when the proxy is on this machine and not in `--trust-proxy`: the
+/// README's nginx example forwards all of `/bankid/`, and volumes are nobody's business
+/// outside.
+struct Monitoring;
+
+impl axum::extract::FromRequestParts<Arc<App>> for Monitoring {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Arc<App>,
+    ) -> Result<Monitoring, ApiError> {
+        let forwarded = [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "forwarded",
+            "x-real-ip",
+        ]
+        .iter()
+        .any(|h| parts.headers.contains_key(*h));
+        let local = Client::of(parts, app).ip.is_some_and(|ip| ip.is_loopback());
+        if forwarded || !local {
+            return Err(ApiError::NotFound);
+        }
+        Ok(Monitoring)
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>, _: Monitoring) -> Response {
     let body = app.engine().metrics_text_with(Some(&app.metrics.registry));
     (
         [(header::CONTENT_TYPE, bankid::metrics::CONTENT_TYPE)],
@@ -115,7 +149,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-async fn readyz(State(app): State<Arc<App>>) -> Response {
+async fn readyz(State(app): State<Arc<App>>, _: Monitoring) -> Response {
     let r = app.engine().readiness();
     if r.ready {
         text(StatusCode::OK, format!("ready: {}\n", r.reason))

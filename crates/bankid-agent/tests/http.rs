@@ -862,6 +862,32 @@ async fn metrics_health_and_readiness_answer_without_a_login() {
         .as_str()
         .unwrap()
         .contains("BankID last answered"));
+    // Forwarded by a proxy (the README's nginx forwards all of the base path): not for outside.
+    for (path, header) in [
+        ("/metrics", "X-Forwarded-For"),
+        ("/readyz", "X-Forwarded-For"),
+        ("/metrics", "Forwarded"),
+        ("/metrics", "X-Real-IP"),
+    ] {
+        let r = scraper
+            .send(
+                scraper
+                    .http
+                    .get(format!("{}{path}", scraper.base))
+                    .header(header, "203.0.113.9"),
+            )
+            .await;
+        assert_eq!(r.status, 404, "{path} with {header}");
+    }
+    let health = scraper
+        .send(
+            scraper
+                .http
+                .get(format!("{}/healthz", scraper.base))
+                .header("X-Forwarded-For", "203.0.113.9"),
+        )
+        .await;
+    assert_eq!(health.status, 200, "/healthz answers anyone");
 
     // BankID gone: the next identification finds nobody, and the page is not ready.
     drop(h.sim);
