@@ -17,6 +17,8 @@ pub const PROMPTS: &[(&str, Text)] = &[
     ("bankid-rfa9", Text::new("Skriv in din säkerhetskod i BankID-appen och välj Identifiera.", "Enter your security code in the BankID app and select Identify.")),
     ("bankid-rfa23", Text::new("Fotografera och läs av din ID-handling med BankID-appen.", "Take a photo of, and scan, your ID document with the BankID app.")),
     ("bankid-rfa21", Text::new("En identifiering pågår.", "An identification is in progress.")),
+    ("bankid-face", Text::new("Följ instruktionerna i BankID-appen för att kontrollera ditt ansikte.", "Follow the instructions in the BankID app to check your face.")),
+    ("bankid-step-up", Text::new("Följ instruktionerna i BankID-appen för den extra kontrollen.", "Follow the instructions in the BankID app for the extra check.")),
     ("bankid-success", Text::new("Tack, du är nu identifierad. Du kopplas till en handläggare.", "Thank you, you are now identified. We are connecting you to an agent.")),
     ("bankid-failed", Text::new("Identifieringen misslyckades. Du kopplas till en handläggare.", "The identification failed. We are connecting you to an agent.")),
     ("bankid-error", Text::new("Något gick fel med BankID. Du kopplas till en handläggare.", "Something went wrong with BankID. We are connecting you to an agent.")),
@@ -53,6 +55,8 @@ mod tests {
             "userCallConfirm",
             "userSign",
             "userMrtd",
+            "userFace",
+            "userStepUp",
             "somethingNew",
         ] {
             let p = for_pending_hint(hint);
