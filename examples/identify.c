@@ -73,6 +73,7 @@ static void load(void) {
     api.hint_code = bankid_hint_code;
     api.release = bankid_release;
     api.last_error = bankid_last_error;
+    api.metrics = bankid_metrics;
     api.status_str = bankid_status_str;
     api.version = bankid_version;
 }
