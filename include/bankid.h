@@ -207,6 +207,56 @@ typedef uint32_t bankid_call_initiator;
 #endif // __cplusplus
 
 /**
+ * `mode` of `bankid_start_options`: identify the caller or have them sign a text.
+ */
+enum bankid_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Identify (`phone/auth`), the default.
+   */
+  BANKID_MODE_IDENTIFY = 0,
+  /**
+   * Sign (`phone/sign`): the caller approves `user_visible_data`, which is then required.
+   */
+  BANKID_MODE_SIGN = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum bankid_mode bankid_mode;
+#else
+typedef uint32_t bankid_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * `user_visible_data_format` of `bankid_start_options`.
+ */
+enum bankid_text_format
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Plain text, the default.
+   */
+  BANKID_TEXT_FORMAT_PLAIN = 0,
+  /**
+   * BankID's `simpleMarkdownV1`.
+   */
+  BANKID_TEXT_FORMAT_SIMPLE_MARKDOWN_V1 = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum bankid_text_format bankid_text_format;
+#else
+typedef uint32_t bankid_text_format;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for `bankid_start_with`. Fill it with `bankid_start_options_init` first, then set
  * what you need: fields are only ever appended, and `struct_size` tells the library which
  * ones your program knows, so a program built against an older header keeps working.
@@ -229,6 +279,32 @@ typedef struct bankid_start_options {
    * `max_orders_per_caller_per_hour` orders per caller ID. Not sent to BankID.
    */
   const char *caller_id;
+  /**
+   * A `bankid_mode` value; default `BANKID_MODE_IDENTIFY`.
+   */
+  uint32_t mode;
+  /**
+   * UTF-8 text shown in the BankID app, or NULL. Required with `BANKID_MODE_SIGN` (the text
+   * the caller approves). At most 1 500 characters after base64 to identify, 40 000 to sign.
+   */
+  const char *user_visible_data;
+  /**
+   * A `bankid_text_format` value for `user_visible_data`; default plain.
+   */
+  uint32_t user_visible_data_format;
+  /**
+   * UTF-8 data signed but not shown, or NULL (1 500 / 200 000 characters after base64).
+   */
+  const char *user_non_visible_data;
+  /**
+   * 1: the security code even if the caller uses biometrics (`requirement.pinCode`); 0 default.
+   */
+  uint32_t require_pin_code;
+  /**
+   * 1: an extra check of the caller's passport or national ID card (`requirement.mrtd`);
+   * 0 default.
+   */
+  uint32_t require_id_document;
 } bankid_start_options;
 
 /**
@@ -286,7 +362,8 @@ bankid_status bankid_shutdown(void);
 
 /**
  * Fills `*opts` with the defaults of this library version (`struct_size` set, every pointer
- * NULL, `call_initiator` default). Never fails for a non-NULL `opts`.
+ * NULL, `call_initiator` default, identify, plain text, no requirement). Never fails for a
+ * non-NULL `opts`.
  *
  * # Safety
  * `opts` must be NULL or writable for `sizeof(bankid_start_options)`.
@@ -311,8 +388,14 @@ bankid_status bankid_start(const char *personal_number,
                            bankid_order *order_out);
 
 /**
- * Like `bankid_start`, with options (`bankid_start_options_init` first). `BANKID_INVALID_ARGUMENT`
- * when `opts->struct_size` is smaller than the first version of the struct.
+ * Like `bankid_start`, with options (`bankid_start_options_init` first): identify or sign,
+ * a text shown in the app, hidden data, the security code or an ID-document check. Only the
+ * fields within `opts->struct_size` are read, so a struct from an older header (the first
+ * version ends after `caller_id`) works with the defaults for the rest.
+ * `BANKID_INVALID_ARGUMENT` when `opts->struct_size` is smaller than the first version, for an
+ * unknown enum value or a flag other than 0/1, for signing without `user_visible_data`, or for
+ * a text over BankID's length limits (`bankid_last_error` names the field, never its content).
+ * Returns at once; thread-safe.
  *
  * # Safety
  * `opts` must be NULL or point to a struct of at least `opts->struct_size` bytes whose strings
@@ -364,6 +447,26 @@ bankid_status bankid_message(bankid_order order,
  * The pointer rules of the header banner.
  */
 bankid_status bankid_hint_code(bankid_order order, char *buf, size_t buf_len, size_t *out_len);
+
+/**
+ * Which step-up took place, once the order is final: `*mrtd_out` is 1 when BankID reports
+ * that the caller's passport or national ID card was checked (`completionData.stepUp.mrtd`),
+ * else 0 (also for a failed order). `BANKID_NOT_FINISHED` while pending. Never blocks.
+ *
+ * # Safety
+ * The pointer rules of the header banner.
+ */
+bankid_status bankid_step_up(bankid_order order, uint32_t *mrtd_out);
+
+/**
+ * The text the caller approved, for a complete signing (`BANKID_MODE_SIGN`): exactly the
+ * `user_visible_data` sent. The empty string for an identification or an order that did not
+ * complete. snprintf-style; UTF-8. `BANKID_NOT_FINISHED` while pending. Never blocks.
+ *
+ * # Safety
+ * The pointer rules of the header banner.
+ */
+bankid_status bankid_signed_text(bankid_order order, char *buf, size_t buf_len, size_t *out_len);
 
 /**
  * Cancels a pending order (the caller hung up or chose another way): its state turns

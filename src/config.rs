@@ -119,6 +119,9 @@ pub struct Config {
     pub result_success: String,
     /// Result text otherwise.
     pub result_failed: String,
+    /// The company name BankID shows the caller ("are you on a call with …?"): the display name
+    /// in the RP certificate. Only used in our prompt and agent texts; empty: "us".
+    pub company_name: String,
     /// Language of messages.
     pub language: Language,
     /// Final results nobody released are dropped after this long.
@@ -140,6 +143,20 @@ pub const DEFAULT_RESULT_SUCCESS: &str =
 /// Default failure text.
 pub const DEFAULT_RESULT_FAILED: &str = "Identification failed";
 
+/// The longest `company_name` accepted (characters).
+pub const COMPANY_NAME_MAX: usize = 100;
+
+impl Config {
+    /// Whom the caller is on a call with, for prompts: `company_name`, or "oss"/"us".
+    pub fn company_name_or_us(&self, lang: Language) -> &str {
+        match (self.company_name.is_empty(), lang) {
+            (false, _) => &self.company_name,
+            (true, Language::Sv) => "oss",
+            (true, Language::En) => "us",
+        }
+    }
+}
+
 const KEYS: &[&str] = &[
     "preset",
     "url",
@@ -156,6 +173,7 @@ const KEYS: &[&str] = &[
     "connect_timeout_ms",
     "result_success",
     "result_failed",
+    "company_name",
     "language",
     "result_ttl_s",
     "worker_threads",
@@ -185,6 +203,7 @@ impl Config {
             connect_timeout: Duration::from_secs(5),
             result_success: DEFAULT_RESULT_SUCCESS.into(),
             result_failed: DEFAULT_RESULT_FAILED.into(),
+            company_name: String::new(),
             language: Language::Sv,
             result_ttl: Duration::from_secs(600),
             worker_threads: 2,
@@ -404,6 +423,16 @@ impl Config {
         }
         if let Some(v) = get("result_failed") {
             cfg.result_failed = v.to_string();
+        }
+        if let Some(v) = get("company_name") {
+            let v = v.trim();
+            if v.chars().count() > COMPANY_NAME_MAX || v.chars().any(char::is_control) {
+                return Err(bad(
+                    "company_name",
+                    "must be at most 100 characters without control characters",
+                ));
+            }
+            cfg.company_name = v.to_string();
         }
         Ok(cfg)
     }

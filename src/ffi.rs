@@ -18,9 +18,9 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use crate::config::Config;
 use crate::messages::Language;
-use crate::order::{Error, Refusal, Reloadable, StartOptions, State};
+use crate::order::{Error, Mode, Refusal, Reloadable, StartOptions, State};
 use crate::personnummer::Personnummer;
-use crate::rp::CallInitiator;
+use crate::rp::{CallInitiator, Requirement, VisibleDataFormat};
 
 /// Result of every fallible function. Values are never reused; new ones are appended.
 #[repr(u32)]
@@ -122,11 +122,33 @@ pub enum bankid_call_initiator {
     BANKID_CALL_INITIATOR_RP = 2,
 }
 
+/// `mode` of `bankid_start_options`: identify the caller or have them sign a text.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::FromRepr)]
+pub enum bankid_mode {
+    /// Identify (`phone/auth`), the default.
+    BANKID_MODE_IDENTIFY = 0,
+    /// Sign (`phone/sign`): the caller approves `user_visible_data`, which is then required.
+    BANKID_MODE_SIGN = 1,
+}
+
+/// `user_visible_data_format` of `bankid_start_options`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::FromRepr)]
+pub enum bankid_text_format {
+    /// Plain text, the default.
+    BANKID_TEXT_FORMAT_PLAIN = 0,
+    /// BankID's `simpleMarkdownV1`.
+    BANKID_TEXT_FORMAT_SIMPLE_MARKDOWN_V1 = 1,
+}
+
 c_enum_conversions!(
     bankid_status,
     bankid_state,
     bankid_lang,
-    bankid_call_initiator
+    bankid_call_initiator,
+    bankid_mode,
+    bankid_text_format
 );
 
 /// An order handle. 0 is never a valid handle.
@@ -378,10 +400,46 @@ pub struct bankid_start_options {
     /// The call's caller ID (e.g. Asterisk's `CALLERID(num)`), or NULL: at most
     /// `max_orders_per_caller_per_hour` orders per caller ID. Not sent to BankID.
     pub caller_id: *const c_char,
+    // ---- version 2 (signing and step-up); a version-1 struct ends here ----
+    /// A `bankid_mode` value; default `BANKID_MODE_IDENTIFY`.
+    pub mode: u32,
+    /// UTF-8 text shown in the BankID app, or NULL. Required with `BANKID_MODE_SIGN` (the text
+    /// the caller approves). At most 1 500 characters after base64 to identify, 40 000 to sign.
+    pub user_visible_data: *const c_char,
+    /// A `bankid_text_format` value for `user_visible_data`; default plain.
+    pub user_visible_data_format: u32,
+    /// UTF-8 data signed but not shown, or NULL (1 500 / 200 000 characters after base64).
+    pub user_non_visible_data: *const c_char,
+    /// 1: the security code even if the caller uses biometrics (`requirement.pinCode`); 0 default.
+    pub require_pin_code: u32,
+    /// 1: an extra check of the caller's passport or national ID card (`requirement.mrtd`);
+    /// 0 default.
+    pub require_id_document: u32,
+}
+
+/// The `struct_size` of the first version of `bankid_start_options` (up to `caller_id`): still
+/// accepted, with the defaults for every later field.
+const START_OPTIONS_V1_SIZE: usize =
+    std::mem::offset_of!(bankid_start_options, caller_id) + std::mem::size_of::<*const c_char>();
+
+fn start_options_defaults() -> bankid_start_options {
+    bankid_start_options {
+        struct_size: std::mem::size_of::<bankid_start_options>() as u32,
+        call_initiator: bankid_call_initiator::BANKID_CALL_INITIATOR_DEFAULT as u32,
+        personal_number: std::ptr::null(),
+        caller_id: std::ptr::null(),
+        mode: bankid_mode::BANKID_MODE_IDENTIFY as u32,
+        user_visible_data: std::ptr::null(),
+        user_visible_data_format: bankid_text_format::BANKID_TEXT_FORMAT_PLAIN as u32,
+        user_non_visible_data: std::ptr::null(),
+        require_pin_code: 0,
+        require_id_document: 0,
+    }
 }
 
 /// Fills `*opts` with the defaults of this library version (`struct_size` set, every pointer
-/// NULL, `call_initiator` default). Never fails for a non-NULL `opts`.
+/// NULL, `call_initiator` default, identify, plain text, no requirement). Never fails for a
+/// non-NULL `opts`.
 ///
 /// # Safety
 /// `opts` must be NULL or writable for `sizeof(bankid_start_options)`.
@@ -390,14 +448,68 @@ pub unsafe extern "C" fn bankid_start_options_init(
     opts: *mut bankid_start_options,
 ) -> bankid_status {
     ffi_body!({
-        let defaults = bankid_start_options {
-            struct_size: std::mem::size_of::<bankid_start_options>() as u32,
-            call_initiator: bankid_call_initiator::BANKID_CALL_INITIATOR_DEFAULT as u32,
-            personal_number: std::ptr::null(),
-            caller_id: std::ptr::null(),
-        };
         // SAFETY: the caller promises room for the struct.
-        unsafe { put(opts, "opts", defaults) }
+        unsafe { put(opts, "opts", start_options_defaults()) }
+    })
+}
+
+/// A 0/1 flag of the options struct; anything else is refused.
+fn flag(v: u32, what: &str) -> Result<bool, bankid_status> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(fail(
+            BANKID_INVALID_ARGUMENT,
+            format!("{what} {other} is not 0 or 1"),
+        )),
+    }
+}
+
+/// The version-2 fields of the options struct as engine options (everything but the
+/// personal number, call initiator and caller ID).
+fn step_up_options(
+    o: &bankid_start_options,
+    visible: Option<&str>,
+    hidden: Option<&str>,
+) -> Result<StartOptions, bankid_status> {
+    let mode = match bankid_mode::try_from(o.mode) {
+        Ok(bankid_mode::BANKID_MODE_IDENTIFY) => Mode::Identify,
+        Ok(bankid_mode::BANKID_MODE_SIGN) => Mode::Sign,
+        Err(other) => {
+            return Err(fail(
+                BANKID_INVALID_ARGUMENT,
+                format!("opts->mode {other} is not 0 (identify) or 1 (sign)"),
+            ))
+        }
+    };
+    let format = match bankid_text_format::try_from(o.user_visible_data_format) {
+        Ok(bankid_text_format::BANKID_TEXT_FORMAT_PLAIN) => None,
+        Ok(bankid_text_format::BANKID_TEXT_FORMAT_SIMPLE_MARKDOWN_V1) => {
+            Some(VisibleDataFormat::SimpleMarkdownV1)
+        }
+        Err(other) => {
+            return Err(fail(
+                BANKID_INVALID_ARGUMENT,
+                format!(
+                "opts->user_visible_data_format {other} is not 0 (plain) or 1 (simpleMarkdownV1)"
+            ),
+            ))
+        }
+    };
+    let pin = flag(o.require_pin_code, "opts->require_pin_code")?;
+    let mrtd = flag(o.require_id_document, "opts->require_id_document")?;
+    let requirement = (pin || mrtd).then(|| Requirement {
+        pin_code: pin.then_some(true),
+        mrtd: mrtd.then_some(true),
+        ..Default::default()
+    });
+    Ok(StartOptions {
+        mode,
+        user_visible_data: visible.map(str::to_string),
+        user_visible_data_format: format,
+        user_non_visible_data: hidden.map(str::to_string),
+        requirement,
+        ..Default::default()
     })
 }
 
@@ -405,6 +517,7 @@ fn start(
     personal_number: &str,
     call_initiator: u32,
     caller_id: Option<&str>,
+    more: StartOptions,
 ) -> Result<bankid_order, bankid_status> {
     let initiator = match bankid_call_initiator::try_from(call_initiator) {
         Ok(bankid_call_initiator::BANKID_CALL_INITIATOR_DEFAULT) => None,
@@ -426,7 +539,7 @@ fn start(
     let opts = StartOptions {
         call_initiator: initiator,
         caller_id: caller_id.map(str::to_string),
-        ..Default::default()
+        ..more
     };
     with_engine(|e| e.start(&pnr, opts))
 }
@@ -452,14 +565,20 @@ pub unsafe extern "C" fn bankid_start(
         non_null(order_out, "order_out")?;
         // SAFETY: the caller promises a C string or NULL.
         let pnr = unsafe { c_str(personal_number, "personal_number") }?;
-        let order = start(pnr, call_initiator, None)?;
+        let order = start(pnr, call_initiator, None, StartOptions::default())?;
         // SAFETY: checked non-NULL above; the caller promises it is writable.
         unsafe { put(order_out, "order_out", order) }
     })
 }
 
-/// Like `bankid_start`, with options (`bankid_start_options_init` first). `BANKID_INVALID_ARGUMENT`
-/// when `opts->struct_size` is smaller than the first version of the struct.
+/// Like `bankid_start`, with options (`bankid_start_options_init` first): identify or sign,
+/// a text shown in the app, hidden data, the security code or an ID-document check. Only the
+/// fields within `opts->struct_size` are read, so a struct from an older header (the first
+/// version ends after `caller_id`) works with the defaults for the rest.
+/// `BANKID_INVALID_ARGUMENT` when `opts->struct_size` is smaller than the first version, for an
+/// unknown enum value or a flag other than 0/1, for signing without `user_visible_data`, or for
+/// a text over BankID's length limits (`bankid_last_error` names the field, never its content).
+/// Returns at once; thread-safe.
 ///
 /// # Safety
 /// `opts` must be NULL or point to a struct of at least `opts->struct_size` bytes whose strings
@@ -476,21 +595,47 @@ pub unsafe extern "C" fn bankid_start_with(
         non_null(order_out, "order_out")?;
         // SAFETY: checked non-NULL; struct_size is the first field of every version.
         let size = unsafe { std::ptr::addr_of!((*opts).struct_size).read_unaligned() } as usize;
-        let full = std::mem::size_of::<bankid_start_options>();
-        if size < full {
+        if size < START_OPTIONS_V1_SIZE {
             return Err(fail(
                 BANKID_INVALID_ARGUMENT,
-                format!("opts->struct_size {size} is smaller than {full}: call bankid_start_options_init"),
+                format!("opts->struct_size {size} is smaller than {START_OPTIONS_V1_SIZE}: call bankid_start_options_init"),
             ));
         }
-        // SAFETY: at least `full` bytes are readable (the caller's struct_size says so); a
-        // larger struct from a newer header only adds fields this version does not read.
-        let o = unsafe { opts.read_unaligned() };
+        // Each field is read only when it lies wholly within the caller's struct; the rest keep
+        // their defaults. A larger struct from a newer header only adds fields not read here.
+        let mut o = start_options_defaults();
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if std::mem::offset_of!(bankid_start_options, $field)
+                    + std::mem::size_of_val(&o.$field)
+                    <= size
+                {
+                    // SAFETY: within the `size` readable bytes the caller promises.
+                    o.$field = unsafe { std::ptr::addr_of!((*opts).$field).read_unaligned() };
+                }
+            )*};
+        }
+        take!(
+            call_initiator,
+            personal_number,
+            caller_id,
+            mode,
+            user_visible_data,
+            user_visible_data_format,
+            user_non_visible_data,
+            require_pin_code,
+            require_id_document
+        );
         // SAFETY: the caller promises C strings or NULL.
         let pnr = unsafe { c_str(o.personal_number, "opts->personal_number") }?;
         // SAFETY: as above.
         let caller = unsafe { c_str_opt(o.caller_id, "opts->caller_id") }?;
-        let order = start(pnr, o.call_initiator, caller)?;
+        // SAFETY: as above.
+        let visible = unsafe { c_str_opt(o.user_visible_data, "opts->user_visible_data") }?;
+        // SAFETY: as above.
+        let hidden = unsafe { c_str_opt(o.user_non_visible_data, "opts->user_non_visible_data") }?;
+        let more = step_up_options(&o, visible, hidden)?;
+        let order = start(pnr, o.call_initiator, caller, more)?;
         // SAFETY: checked non-NULL above; the caller promises it is writable.
         unsafe { put(order_out, "order_out", order) }
     })
@@ -595,6 +740,49 @@ pub unsafe extern "C" fn bankid_hint_code(
         };
         // SAFETY: forwarded caller guarantees.
         unsafe { write_str(&code, buf, buf_len, out_len) }
+    })
+}
+
+/// Which step-up took place, once the order is final: `*mrtd_out` is 1 when BankID reports
+/// that the caller's passport or national ID card was checked (`completionData.stepUp.mrtd`),
+/// else 0 (also for a failed order). `BANKID_NOT_FINISHED` while pending. Never blocks.
+///
+/// # Safety
+/// The pointer rules of the header banner.
+#[no_mangle]
+pub unsafe extern "C" fn bankid_step_up(order: bankid_order, mrtd_out: *mut u32) -> bankid_status {
+    ffi_body!({
+        non_null(mrtd_out, "mrtd_out")?;
+        let v = with_engine(|e| e.poll(order))?;
+        if !v.state.is_final() {
+            return Err(fail(BANKID_NOT_FINISHED, "the order is still pending"));
+        }
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { put(mrtd_out, "mrtd_out", u32::from(v.step_up.mrtd)) }
+    })
+}
+
+/// The text the caller approved, for a complete signing (`BANKID_MODE_SIGN`): exactly the
+/// `user_visible_data` sent. The empty string for an identification or an order that did not
+/// complete. snprintf-style; UTF-8. `BANKID_NOT_FINISHED` while pending. Never blocks.
+///
+/// # Safety
+/// The pointer rules of the header banner.
+#[no_mangle]
+pub unsafe extern "C" fn bankid_signed_text(
+    order: bankid_order,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> bankid_status {
+    ffi_body!({
+        let v = with_engine(|e| e.poll(order))?;
+        if !v.state.is_final() {
+            return Err(fail(BANKID_NOT_FINISHED, "the order is still pending"));
+        }
+        let text = v.signed_text.as_deref().unwrap_or("");
+        // SAFETY: forwarded caller guarantees.
+        unsafe { write_str(text, buf, buf_len, out_len) }
     })
 }
 

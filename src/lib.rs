@@ -62,5 +62,5 @@ pub mod rp;
 pub mod tls;
 
 pub use config::Config;
-pub use order::{Engine, OrderId, OrderView, StartOptions, State};
+pub use order::{Engine, Mode, OrderId, OrderView, StartOptions, State};
 pub use personnummer::Personnummer;

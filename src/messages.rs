@@ -166,6 +166,48 @@ msg!(
     "BankID stopped the identification. Contact your bank if you have questions."
 );
 msg!(
+    FACE,
+    "BIVR-FACE",
+    "Följ instruktionerna i BankID-appen för att kontrollera ditt ansikte.",
+    "Follow the instructions in the BankID app to check your face."
+);
+msg!(
+    STEP_UP,
+    "BIVR-STEP-UP",
+    "Följ instruktionerna i BankID-appen för den extra kontrollen.",
+    "Follow the instructions in the BankID app for the extra check."
+);
+msg!(
+    MRTD_FAILED,
+    "BIVR-MRTD-FAILED",
+    "Kontrollen av din ID-handling misslyckades. Försök igen med ditt pass eller nationella id-kort.",
+    "The check of your ID document failed. Please try again with your passport or national ID card."
+);
+msg!(
+    FACE_FAILED,
+    "BIVR-FACE-FAILED",
+    "Kontrollen av ditt ansikte misslyckades. Försök igen.",
+    "The check of your face failed. Please try again."
+);
+msg!(
+    NFC_UNSUPPORTED,
+    "BIVR-NFC-UNSUPPORTED",
+    "Din telefon kan inte läsa av ID-handlingen. Använd en telefon som kan läsa NFC.",
+    "Your phone cannot read the ID document. Please use a phone that can read NFC."
+);
+msg!(
+    MULTIPLE_BANKIDS,
+    "BIVR-MULTIPLE-BANKIDS",
+    "Den extra kontrollen kan inte göras eftersom det finns flera BankID i din telefon.",
+    "The extra check cannot be done because there are several BankIDs on your phone."
+);
+msg!(
+    STEP_UP_FAILED,
+    "BIVR-STEP-UP-FAILED",
+    "Den extra kontrollen i BankID-appen misslyckades. Försök igen.",
+    "The extra check in the BankID app failed. Please try again."
+);
+msg!(
     IDENTIFIED,
     "BIVR-IDENTIFIED",
     "Du är nu identifierad.",
@@ -303,6 +345,24 @@ fn pending(hint: Option<&HintCode>) -> Guidance {
             Step::Document,
             "bankid-rfa23",
         ),
+        Some(UserFace) => (
+            FACE,
+            Text::new(
+                "Kunden kontrollerar sitt ansikte med BankID-appen.",
+                "The caller is having their face checked by the BankID app.",
+            ),
+            Step::Document,
+            "bankid-face",
+        ),
+        Some(UserStepUp) => (
+            STEP_UP,
+            Text::new(
+                "Kunden gör en extra kontroll i BankID-appen.",
+                "The caller is doing an extra check in the BankID app.",
+            ),
+            Step::Document,
+            "bankid-step-up",
+        ),
         // Pending without a more specific text, final codes seen while pending, and codes
         // this version does not know.
         Some(
@@ -316,6 +376,11 @@ fn pending(hint: Option<&HintCode>) -> Guidance {
             | UserDeclinedCall
             | NotSupportedByUserApp
             | TransactionRiskBlocked
+            | MrtdVerificationFailed
+            | FacialRecognitionFailed
+            | NfcNotSupportedByDevice
+            | MultipleBankIdsOnDevice
+            | StepUpFailed
             | Unknown(_),
         ) => (
             RFA21,
@@ -394,6 +459,41 @@ fn failed(hint: Option<&HintCode>) -> Guidance {
                 "BankID stopped the identification for security reasons. Treat the call with caution.",
             ),
         ),
+        Some(MrtdVerificationFailed) => (
+            MRTD_FAILED,
+            Text::new(
+                "Kontrollen av kundens ID-handling misslyckades (pass eller nationellt id-kort). Identifieringen gäller inte; försök igen eller använd er rutin för identifiering utan BankID.",
+                "The check of the caller's ID document failed (passport or national ID card). The identification does not count; try again or use your procedure for identification without BankID.",
+            ),
+        ),
+        Some(FacialRecognitionFailed) => (
+            FACE_FAILED,
+            Text::new(
+                "Ansiktskontrollen i BankID-appen misslyckades. Identifieringen gäller inte.",
+                "The face check in the BankID app failed. The identification does not count.",
+            ),
+        ),
+        Some(NfcNotSupportedByDevice) => (
+            NFC_UNSUPPORTED,
+            Text::new(
+                "Kundens telefon kan inte läsa av ID-handlingen (ingen NFC). Kontrollen med ID-handling går inte att göra med den telefonen.",
+                "The caller's phone cannot read the ID document (no NFC). The ID-document check cannot be done with that phone.",
+            ),
+        ),
+        Some(MultipleBankIdsOnDevice) => (
+            MULTIPLE_BANKIDS,
+            Text::new(
+                "Den extra kontrollen gick inte: kunden har flera BankID i telefonen.",
+                "The extra check could not be done: the caller has several BankIDs on the phone.",
+            ),
+        ),
+        Some(StepUpFailed) => (
+            STEP_UP_FAILED,
+            Text::new(
+                "Den extra kontrollen i BankID-appen misslyckades. Identifieringen gäller inte.",
+                "The extra check in the BankID app failed. The identification does not count.",
+            ),
+        ),
         Some(Cancelled) => (
             RFA3,
             Text::new(
@@ -405,7 +505,7 @@ fn failed(hint: Option<&HintCode>) -> Guidance {
         None
         | Some(
             OutstandingTransaction | NoClient | Started | UserCallConfirm | UserMrtd | UserSign
-            | Processing | Unknown(_),
+            | UserFace | UserStepUp | Processing | Unknown(_),
         ) => (
             RFA22,
             Text::new("Identifieringen misslyckades.", "The identification failed."),
@@ -483,7 +583,7 @@ fn error_guidance(error: Option<&OrderError>) -> Guidance {
 mod tests {
     use super::*;
 
-    const ALL_HINTS: [HintCode; 15] = [
+    const ALL_HINTS: [HintCode; 22] = [
         HintCode::OutstandingTransaction,
         HintCode::NoClient,
         HintCode::Started,
@@ -499,6 +599,13 @@ mod tests {
         HintCode::UserDeclinedCall,
         HintCode::NotSupportedByUserApp,
         HintCode::TransactionRiskBlocked,
+        HintCode::UserFace,
+        HintCode::UserStepUp,
+        HintCode::MrtdVerificationFailed,
+        HintCode::FacialRecognitionFailed,
+        HintCode::NfcNotSupportedByDevice,
+        HintCode::MultipleBankIdsOnDevice,
+        HintCode::StepUpFailed,
     ];
 
     fn g(state: State, hint: Option<HintCode>, error: Option<OrderError>) -> Guidance {
@@ -641,6 +748,23 @@ mod tests {
         }
         let down = g(State::Error, None, Some(OrderError::Http(503)));
         assert!(down.agent.en.contains("not answering"));
+    }
+
+    #[test]
+    fn step_up_codes_have_their_own_texts_and_unknown_ones_the_generic_ones() {
+        let f = |h: &str| g(State::Failed, Some(HintCode::from(h)), None);
+        let failed = f("mrtdVerificationFailed");
+        assert_eq!(failed.caller, MRTD_FAILED);
+        assert!(failed.caller.text.en.contains("ID document"));
+        assert!(failed.agent.sv.contains("ID-handling"));
+        assert!(!failed.fraud_warning);
+        assert_eq!(f("stepUpFailed").caller, STEP_UP_FAILED);
+        assert_eq!(f("nfcNotSupportedByDevice").caller, NFC_UNSUPPORTED);
+        assert_eq!(f("someFutureStepUpFailure").caller, RFA22);
+        let p = |h: &str| g(State::Pending, Some(HintCode::from(h)), None);
+        assert_eq!(p("userFace").caller, FACE);
+        assert_eq!(p("userStepUp").prompt, "bankid-step-up");
+        assert_eq!(p("userSomethingNew").caller, RFA21);
     }
 
     #[test]

@@ -346,6 +346,7 @@ impl Metrics {
     pub(crate) fn request(&self, endpoint: &str, took: Duration, err: Option<&RpError>) {
         let endpoint = match endpoint {
             "phone/auth" => "phone/auth",
+            "phone/sign" => "phone/sign",
             "collect" => "collect",
             "cancel" => "cancel",
             "auth" => "auth",

@@ -67,6 +67,14 @@ open_enum!(
         UserDeclinedCall = "userDeclinedCall",
         NotSupportedByUserApp = "notSupportedByUserApp",
         TransactionRiskBlocked = "transactionRiskBlocked",
+        // Reported (late 2026) but unconfirmed step-up codes: handled if they come.
+        UserFace = "userFace",
+        UserStepUp = "userStepUp",
+        MrtdVerificationFailed = "mrtdVerificationFailed",
+        FacialRecognitionFailed = "facialRecognitionFailed",
+        NfcNotSupportedByDevice = "nfcNotSupportedByDevice",
+        MultipleBankIdsOnDevice = "multipleBankIdsOnDevice",
+        StepUpFailed = "stepUpFailed",
     }
 );
 
@@ -139,7 +147,25 @@ pub struct Requirement {
     pub mrtd: Option<bool>,
 }
 
-/// Body of `phone/auth`. `user_visible_data` is base64 already (see [`encode_visible_data`]).
+/// `userVisibleDataFormat`: how the app renders `userVisibleData`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum VisibleDataFormat {
+    /// BankID's markdown subset.
+    #[serde(rename = "simpleMarkdownV1")]
+    SimpleMarkdownV1,
+}
+
+impl VisibleDataFormat {
+    /// As BankID spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisibleDataFormat::SimpleMarkdownV1 => "simpleMarkdownV1",
+        }
+    }
+}
+
+/// Body of `phone/auth` and `phone/sign` (the same fields; `phone/sign` requires
+/// `user_visible_data`). The data fields are base64 already (see [`encode_data`]).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneAuthRequest {
@@ -152,7 +178,10 @@ pub struct PhoneAuthRequest {
     pub user_visible_data: Option<String>,
     /// `simpleMarkdownV1` when the text is markdown.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_visible_data_format: Option<String>,
+    pub user_visible_data_format: Option<VisibleDataFormat>,
+    /// Base64 of data not shown to the user (signed along with the text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_non_visible_data: Option<String>,
     /// Requirements on the user's BankID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requirement: Option<Requirement>,
@@ -169,14 +198,33 @@ pub struct AuthRequest {
     pub user_visible_data: Option<String>,
 }
 
+/// BankID's limits on `userVisibleData` after base64 encoding: auth, sign.
+pub const VISIBLE_DATA_MAX: (usize, usize) = (1_500, 40_000);
+/// BankID's limits on `userNonVisibleData` after base64 encoding: auth, sign.
+pub const NON_VISIBLE_DATA_MAX: (usize, usize) = (1_500, 200_000);
+
 /// Base64-encodes user visible data and checks BankID's limit for auth (1–1 500 characters
 /// after encoding).
 pub fn encode_visible_data(text: &str) -> Result<String, String> {
+    encode_data("userVisibleData", text, VISIBLE_DATA_MAX.0)
+}
+
+/// Base64-encodes `text` for the field `name` and checks that the encoding is 1 to `max`
+/// characters long (BankID's rule; see [`VISIBLE_DATA_MAX`], [`NON_VISIBLE_DATA_MAX`]).
+/// The error names the field and the lengths, never the text.
+pub fn encode_data(name: &str, text: &str, max: usize) -> Result<String, String> {
     use base64::Engine as _;
-    let enc = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
-    if enc.is_empty() || enc.len() > 1500 {
+    // Checked before encoding too, so a huge input is never encoded just to be refused.
+    if text.len() > max {
         return Err(format!(
-            "userVisibleData must be 1 to 1500 characters after base64 encoding, is {}",
+            "{name} must be 1 to {max} characters after base64 encoding, the text alone is {} bytes",
+            text.len()
+        ));
+    }
+    let enc = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    if enc.is_empty() || enc.len() > max {
+        return Err(format!(
+            "{name} must be 1 to {max} characters after base64 encoding, is {}",
             enc.len()
         ));
     }
@@ -249,8 +297,29 @@ pub struct CompletionData {
     /// Base64 DER.
     #[serde(deserialize_with = "nullable")]
     pub ocsp_response: String,
-    /// `stepUp.mrtd` when an ID document was checked.
-    pub step_up: Option<serde_json::Value>,
+    /// `stepUp` when BankID reports a step-up (e.g. an ID document was checked).
+    #[serde(deserialize_with = "tolerant_step_up")]
+    pub step_up: Option<StepUp>,
+}
+
+/// `completionData.stepUp`: which extra checks took place. Unknown fields are ignored; a
+/// field of an unexpected type reads as "not done" rather than failing the answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepUp {
+    /// The caller's passport or national ID card was checked (`requirement.mrtd`).
+    pub mrtd: bool,
+}
+
+/// Reads `stepUp` from any JSON: an object gives its `mrtd` when that is `true`; `null`, a
+/// missing field or another shape gives `None` (no step-up reported).
+fn tolerant_step_up<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StepUp>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(match v {
+        Some(serde_json::Value::Object(o)) => Some(StepUp {
+            mrtd: o.get("mrtd").and_then(serde_json::Value::as_bool) == Some(true),
+        }),
+        _ => None,
+    })
 }
 
 /// Answer to `collect`.
@@ -572,6 +641,11 @@ impl RpClient {
         self.post("phone/auth", req).await
     }
 
+    /// `phone/sign` (the same body; `user_visible_data` is required).
+    pub async fn phone_sign(&self, req: &PhoneAuthRequest) -> Result<OrderResponse, RpError> {
+        self.post("phone/sign", req).await
+    }
+
     /// `auth`.
     pub async fn auth(&self, req: &AuthRequest) -> Result<OrderResponse, RpError> {
         self.post("auth", req).await
@@ -662,6 +736,7 @@ mod tests {
             call_initiator: CallInitiator::Rp,
             user_visible_data: None,
             user_visible_data_format: None,
+            user_non_visible_data: None,
             requirement: Some(Requirement {
                 pin_code: Some(true),
                 ..Default::default()
@@ -679,5 +754,68 @@ mod tests {
         assert_eq!(encode_visible_data("Hej").unwrap(), "SGVq");
         assert!(encode_visible_data("").is_err());
         assert!(encode_visible_data(&"x".repeat(1200)).is_err());
+        // 1 125 bytes encode to exactly 1 500 characters; one more is over.
+        assert_eq!(encode_visible_data(&"x".repeat(1125)).unwrap().len(), 1500);
+        assert!(encode_visible_data(&"x".repeat(1126)).is_err());
+        let sign = VISIBLE_DATA_MAX.1;
+        assert_eq!(
+            encode_data("userVisibleData", &"x".repeat(30_000), sign)
+                .unwrap()
+                .len(),
+            40_000
+        );
+        let e = encode_data(
+            "userNonVisibleData",
+            &"secret".repeat(40_000),
+            NON_VISIBLE_DATA_MAX.1,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("userNonVisibleData") && !e.contains("secret"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn step_up_is_read_tolerantly() {
+        let read = |step_up: &str| {
+            let body = format!(
+                r#"{{"orderRef":"r","status":"complete","completionData":{{"user":{{"personalNumber":"198503121116"}},"stepUp":{step_up}}}}}"#
+            );
+            serde_json::from_str::<CollectResponse>(&body)
+                .unwrap()
+                .completion_data
+                .unwrap()
+                .step_up
+        };
+        assert_eq!(
+            read(r#"{"mrtd":true,"face":"x"}"#),
+            Some(StepUp { mrtd: true })
+        );
+        assert_eq!(read(r#"{"mrtd":false}"#), Some(StepUp { mrtd: false }));
+        assert_eq!(read(r#"{"mrtd":"yes"}"#), Some(StepUp { mrtd: false }));
+        assert_eq!(read("null"), None);
+        assert_eq!(read("[1]"), None);
+        let none: CollectResponse =
+            serde_json::from_str(r#"{"orderRef":"r","status":"complete","completionData":{}}"#)
+                .unwrap();
+        assert_eq!(none.completion_data.unwrap().step_up, None);
+    }
+
+    #[test]
+    fn reported_step_up_codes_are_known() {
+        for c in [
+            "userFace",
+            "userStepUp",
+            "mrtdVerificationFailed",
+            "facialRecognitionFailed",
+            "nfcNotSupportedByDevice",
+            "multipleBankIdsOnDevice",
+            "stepUpFailed",
+        ] {
+            let h = HintCode::from(c);
+            assert!(!matches!(h, HintCode::Unknown(_)), "{c}");
+            assert_eq!(h.as_str(), c);
+        }
     }
 }

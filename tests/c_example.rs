@@ -241,3 +241,23 @@ fn loading_using_and_unloading_twenty_times_is_clean_under_valgrind() {
     let exe = compile_c("tests/c/reload.c", "reload-vg", &[]);
     reload(valgrind(&exe));
 }
+
+/// tests/c/options.c: the versioned options struct from C (defaults, an old-size struct, sign,
+/// the ID-document check, a bad enum value), plain and under ASan/UBSan.
+fn options(mut cmd: Command) {
+    let env = common::sim();
+    let config = env.write_toml("");
+    let (ok, out) = run(cmd.arg(libbankid()).arg(&config));
+    assert!(ok && out.contains("options: all checks passed"), "{out}");
+}
+
+#[test]
+fn the_options_struct_works_from_c() {
+    options(Command::new(compile_c("tests/c/options.c", "options", &[])));
+}
+
+#[test]
+fn the_options_struct_works_from_c_under_sanitizers() {
+    let exe = compile_c("tests/c/options.c", "options-asan", &SANITIZERS);
+    options(sanitized(&exe));
+}

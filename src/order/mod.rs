@@ -26,7 +26,7 @@ use crate::metrics::{Metrics, Readiness};
 use crate::personnummer::{Personnummer, PnrError};
 use crate::rp::{
     self, CallInitiator, CompletionData, ErrorCode, HintCode, PhoneAuthRequest, Requirement,
-    RpClient, RpError,
+    RpClient, RpError, StepUp, VisibleDataFormat,
 };
 use handles::HandleTable;
 pub use limits::{LimitSettings, Limits, Refusal};
@@ -108,17 +108,113 @@ impl std::fmt::Display for Error {
 }
 impl std::error::Error for Error {}
 
+/// Identify the caller (`phone/auth`) or have them sign a text (`phone/sign`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// `phone/auth`.
+    #[default]
+    Identify,
+    /// `phone/sign`: the caller approves `user_visible_data` (required).
+    Sign,
+}
+
+impl Mode {
+    /// `identify` or `sign`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Identify => "identify",
+            Mode::Sign => "sign",
+        }
+    }
+
+    /// `identify` or `sign` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "identify" => Some(Mode::Identify),
+            "sign" => Some(Mode::Sign),
+            _ => None,
+        }
+    }
+}
+
 /// Per-order options.
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
+    /// Identify (default) or sign.
+    pub mode: Mode,
     /// `user` (the caller called us) or `RP`; the configured default when `None`.
     pub call_initiator: Option<CallInitiator>,
-    /// Text shown in the BankID app (plain UTF-8; encoded here).
+    /// Text shown in the BankID app (UTF-8; encoded here). Required to sign: it is what the
+    /// caller approves.
     pub user_visible_data: Option<String>,
+    /// How the app renders the text (plain when `None`).
+    pub user_visible_data_format: Option<VisibleDataFormat>,
+    /// Data signed along with the text but not shown (UTF-8; encoded here).
+    pub user_non_visible_data: Option<String>,
     /// Requirements on the user's BankID.
     pub requirement: Option<Requirement>,
     /// The caller ID of the call (e.g. Asterisk's `agi_callerid`), for the per-caller limit.
     pub caller_id: Option<String>,
+}
+
+impl StartOptions {
+    /// Asks for the security code even if the caller uses biometrics (`requirement.pinCode`).
+    pub fn require_pin_code(mut self) -> StartOptions {
+        self.requirement
+            .get_or_insert_with(Requirement::default)
+            .pin_code = Some(true);
+        self
+    }
+
+    /// Asks for an extra check of the caller's passport or national ID card
+    /// (`requirement.mrtd`).
+    pub fn require_id_document(mut self) -> StartOptions {
+        self.requirement
+            .get_or_insert_with(Requirement::default)
+            .mrtd = Some(true);
+        self
+    }
+
+    /// The request body, with BankID's rules checked here first: a text to sign, and the
+    /// lengths after base64 for the endpoint. Errors name the field, never its content.
+    fn request(
+        &self,
+        pnr: &Personnummer,
+        default: CallInitiator,
+    ) -> Result<PhoneAuthRequest, Error> {
+        let sign = self.mode == Mode::Sign;
+        let pick = |(auth, sign_max): (usize, usize)| if sign { sign_max } else { auth };
+        if sign && self.user_visible_data.is_none() {
+            return Err(Error::InvalidArgument(
+                "signing needs userVisibleData: the text the caller approves".into(),
+            ));
+        }
+        if self.user_visible_data_format.is_some() && self.user_visible_data.is_none() {
+            return Err(Error::InvalidArgument(
+                "userVisibleDataFormat without userVisibleData".into(),
+            ));
+        }
+        let visible = self
+            .user_visible_data
+            .as_deref()
+            .map(|t| rp::encode_data("userVisibleData", t, pick(rp::VISIBLE_DATA_MAX)))
+            .transpose()
+            .map_err(Error::InvalidArgument)?;
+        let hidden = self
+            .user_non_visible_data
+            .as_deref()
+            .map(|t| rp::encode_data("userNonVisibleData", t, pick(rp::NON_VISIBLE_DATA_MAX)))
+            .transpose()
+            .map_err(Error::InvalidArgument)?;
+        Ok(PhoneAuthRequest {
+            personal_number: pnr.as_str12().to_string(),
+            call_initiator: self.call_initiator.unwrap_or(default),
+            user_visible_data: visible,
+            user_visible_data_format: self.user_visible_data_format,
+            user_non_visible_data: hidden,
+            requirement: self.requirement.clone(),
+        })
+    }
 }
 
 /// Why an order ended without an identification other than BankID's `failed` status: BankID's
@@ -188,6 +284,15 @@ pub struct OrderView {
     pub result_text: String,
     /// What to tell the caller now (`guidance().caller`).
     pub message: Message,
+    /// Identify or sign.
+    pub mode: Mode,
+    /// When complete: the step-up BankID reports (`completionData.stepUp`); all `false` when
+    /// it reports none.
+    pub step_up: StepUp,
+    /// Whether the security code was required (`requirement.pinCode`, as asked).
+    pub pin_code_required: bool,
+    /// When a signing is complete: the text the caller approved (the one sent).
+    pub signed_text: Option<String>,
 }
 
 impl OrderView {
@@ -211,6 +316,10 @@ struct Progress {
 #[derive(Debug)]
 struct Cell {
     pnr: Personnummer,
+    mode: Mode,
+    /// The text sent to sign (`None` when identifying).
+    sign_text: Option<String>,
+    pin_code: bool,
     progress: Mutex<Progress>,
     cancelled: AtomicBool,
     wake: Notify,
@@ -222,9 +331,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Cell {
     /// A new pending order for `pnr`.
-    fn new(pnr: Personnummer) -> Cell {
+    fn new(pnr: Personnummer, opts: &StartOptions) -> Cell {
         Cell {
             pnr,
+            mode: opts.mode,
+            sign_text: match opts.mode {
+                Mode::Sign => opts.user_visible_data.clone(),
+                Mode::Identify => None,
+            },
+            pin_code: opts.requirement.as_ref().and_then(|r| r.pin_code) == Some(true),
             progress: Mutex::new(Progress {
                 state: State::Pending,
                 hint_code: None,
@@ -414,25 +529,12 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Starts a phone identification; returns at once. The `phone/auth` call and the collects
+    /// Starts a phone identification (or, with [`Mode::Sign`], a signing); returns at once.
+    /// The options are checked first ([`Error::InvalidArgument`]). The `phone/auth` call and the collects
     /// run in the background. The anti-vishing limits ([`limits`]) are checked first: a refusal
     /// is [`Error::Refused`], logged as a security event, and nothing reaches BankID.
     pub fn start(&self, pnr: &Personnummer, opts: StartOptions) -> Result<OrderId, Error> {
-        let user_visible_data = opts
-            .user_visible_data
-            .as_deref()
-            .map(rp::encode_visible_data)
-            .transpose()
-            .map_err(Error::InvalidArgument)?;
-        let request = PhoneAuthRequest {
-            personal_number: pnr.as_str12().to_string(),
-            call_initiator: opts
-                .call_initiator
-                .unwrap_or(self.inner.config.call_initiator),
-            user_visible_data,
-            user_visible_data_format: None,
-            requirement: opts.requirement,
-        };
+        let request = opts.request(pnr, self.inner.config.call_initiator)?;
         let runtime = lock(&self.runtime);
         let rt = runtime.as_ref().ok_or(Error::ShutDown)?;
         if let Err(r) = self
@@ -444,7 +546,7 @@ impl Engine {
             self.inner.metrics.refused(&r);
             return Err(Error::Refused(r));
         }
-        let cell = Arc::new(Cell::new(pnr.clone()));
+        let cell = Arc::new(Cell::new(pnr.clone(), &opts));
         let id = lock(&self.inner.orders)
             .insert(cell.clone(), self.inner.config.max_orders)
             .map_err(|_| Error::TooManyOrders)?;
@@ -498,6 +600,17 @@ impl Engine {
             order_ref: p.order_ref.clone(),
             result_text,
             message,
+            mode: cell.mode,
+            step_up: p
+                .completion
+                .as_ref()
+                .and_then(|c| c.step_up)
+                .unwrap_or_default(),
+            pin_code_required: cell.pin_code,
+            signed_text: match p.state {
+                State::Complete => cell.sign_text.clone(),
+                _ => None,
+            },
         }
     }
 

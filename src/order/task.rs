@@ -138,7 +138,13 @@ async fn start(
             return None;
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let e = match tokio::time::timeout(left, inner.client.phone_auth(request)).await {
+        let call = async {
+            match cell.mode {
+                super::Mode::Identify => inner.client.phone_auth(request).await,
+                super::Mode::Sign => inner.client.phone_sign(request).await,
+            }
+        };
+        let e = match tokio::time::timeout(left, call).await {
             // Even if the order was cancelled meanwhile, it exists now: the caller cancels it.
             Ok(Ok(r)) => return Some(r.order_ref),
             Ok(Err(e)) => e,

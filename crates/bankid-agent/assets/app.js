@@ -11,7 +11,14 @@
       pnrLabel: 'Kundens personnummer', pnrHint: '10 eller 12 siffror, med eller utan bindestreck.',
       whoCalled: 'Vem ringde?', userCalled: 'Kunden ringde oss', weCalled: 'Vi ringde kunden',
       identify: 'Identifiera', pendingTitle: 'Identifiering pågår', callerSees: 'Kunden ser:',
-      stepApp: 'Öppnar appen', stepConfirm: 'Bekräftar samtalet', stepCode: 'Säkerhetskod',
+      stepApp: 'Öppnar appen', stepConfirm: 'Bekräftar samtalet', stepCode: 'Säkerhetskod', stepDocument: 'ID-handling',
+      whatTitle: 'Vad ska kunden göra?', modeIdentify: 'Identifiera sig', modeSign: 'Godkänna en text (skriva under)',
+      textOptional: 'Text som visas i BankID-appen (valfri)', textToSign: 'Text som kunden godkänner',
+      checksTitle: 'Extra kontroller', requirePin: 'Kräv säkerhetskod', requireIdDoc: 'Extra kontroll med ID-handling',
+      idDocHint: 'Be kunden ha sitt pass eller nationella id-kort till hands.', sign: 'Skicka för underskrift',
+      signedTitle: 'Kunden godkände texten:', signed: 'Texten är godkänd', needText: 'Skriv texten som kunden ska godkänna.',
+      checksDone: 'Kontroller:', pinRequired: 'säkerhetskod krävdes', idDocChecked: 'ID-handling kontrollerad',
+      idDocNotChecked: 'ID-handling inte kontrollerad', noChecks: 'inga extra kontroller',
       cancel: 'Avbryt', fraudTitle: 'Varning: möjligt bedrägeriförsök', identifiedAt: 'Identifierad',
       retry: 'Försök igen', newCaller: 'Ny kund', backend: 'BankID-tjänst:',
       complete: 'Identifierad', failed: 'Inte identifierad', error: 'Inget svar från BankID',
@@ -47,7 +54,14 @@
       pnrLabel: "Caller's personal number", pnrHint: '10 or 12 digits, with or without a hyphen.',
       whoCalled: 'Who called?', userCalled: 'The caller called us', weCalled: 'We called the caller',
       identify: 'Identify', pendingTitle: 'Identification in progress', callerSees: 'The caller sees:',
-      stepApp: 'Opening the app', stepConfirm: 'Confirming the call', stepCode: 'Security code',
+      stepApp: 'Opening the app', stepConfirm: 'Confirming the call', stepCode: 'Security code', stepDocument: 'ID document',
+      whatTitle: 'What should the caller do?', modeIdentify: 'Identify', modeSign: 'Approve a text (sign)',
+      textOptional: 'Text shown in the BankID app (optional)', textToSign: 'Text the caller approves',
+      checksTitle: 'Extra checks', requirePin: 'Require the security code', requireIdDoc: 'Extra check with an ID document',
+      idDocHint: 'Ask the caller to have their passport or national ID card at hand.', sign: 'Send for signing',
+      signedTitle: 'The caller approved the text:', signed: 'Text approved', needText: 'Write the text the caller is to approve.',
+      checksDone: 'Checks:', pinRequired: 'security code required', idDocChecked: 'ID document checked',
+      idDocNotChecked: 'ID document not checked', noChecks: 'no extra checks',
       cancel: 'Cancel', fraudTitle: 'Warning: possible fraud attempt', identifiedAt: 'Identified',
       retry: 'Try again', newCaller: 'New caller', backend: 'BankID service:',
       complete: 'Identified', failed: 'Not identified', error: 'No answer from BankID',
@@ -131,7 +145,7 @@
   let lang = (localStorage.getItem('bankid-agent-lang') === 'en') ? 'en' : 'sv';
   let session = null;      // {loggedIn, agent, csrf, simulated, testPersons, backend}
   let current = null;      // the order being shown
-  let last = null;         // {personalNumber, callInitiator} of the last start, for "Försök igen"
+  let last = null;         // {personalNumber, callInitiator, options} of the last start, for "Försök igen"
   let pollTimer = null;
 
   const $ = (id) => document.getElementById(id);
@@ -145,6 +159,7 @@
     document.querySelectorAll('[data-t]').forEach((el) => { el.textContent = tr(el.dataset.t); });
     $('lang').textContent = tr('langSwitch');
     $('lang').lang = lang === 'sv' ? 'en' : 'sv';
+    renderFormMode();
     renderPersons();
     renderWho();
     if (!$('identify-view').hidden) validateLive(false);
@@ -297,11 +312,36 @@
     return c ? c.value : 'user';
   }
 
-  async function start(personalNumber, callInitiator) {
+  function formOptions() {
+    const c = document.querySelector('input[name="mode"]:checked');
+    const text = $('visible-text').value.trim();
+    return {
+      mode: c ? c.value : 'identify',
+      userVisibleData: text === '' ? undefined : text,
+      requirePinCode: $('require-pin').checked,
+      requireIdDocument: $('require-iddoc').checked,
+    };
+  }
+  // The label, the button and the hint follow the chosen mode and checks.
+  function renderFormMode() {
+    const sign = formOptions().mode === 'sign';
+    $('visible-text-label').textContent = tr(sign ? 'textToSign' : 'textOptional');
+    $('visible-text').required = sign;
+    $('identify').textContent = tr(sign ? 'sign' : 'identify');
+    show($('iddoc-hint'), $('require-iddoc').checked);
+  }
+  document.querySelectorAll('input[name="mode"]').forEach((el) => el.addEventListener('change', renderFormMode));
+  $('require-iddoc').addEventListener('change', renderFormMode);
+
+  async function start(personalNumber, callInitiator, options) {
     const err = $('identify-error');
     show(err, false);
+    if (options.mode === 'sign' && !options.userVisibleData) {
+      err.textContent = tr('needText'); show(err, true); $('visible-text').focus();
+      return;
+    }
     $('identify').disabled = true;
-    const r = await api('POST', 'api/identify', { personalNumber, callInitiator });
+    const r = await api('POST', 'api/identify', Object.assign({ personalNumber, callInitiator }, options));
     $('identify').disabled = false;
     if (!r.ok) {
       if (r.status === 401) return;
@@ -309,7 +349,7 @@
       show($('identify-form'), true); show($('result'), false); show($('status'), false);
       return;
     }
-    last = { personalNumber, callInitiator };
+    last = { personalNumber, callInitiator, options };
     current = r.data;
     show($('identify-form'), false);
     renderOrder(current);
@@ -320,7 +360,7 @@
     ev.preventDefault();
     const v = validateLive(true);
     if (!v.ok) { $('pnr').focus(); return; }
-    start($('pnr').value, initiator());
+    start($('pnr').value, initiator(), formOptions());
   });
 
   $('cancel').addEventListener('click', async () => {
@@ -331,7 +371,7 @@
     if (r.ok) { current = r.data; renderOrder(current); }
   });
 
-  $('retry').addEventListener('click', () => { if (last) start(last.personalNumber, last.callInitiator); });
+  $('retry').addEventListener('click', () => { if (last) start(last.personalNumber, last.callInitiator, last.options); });
   $('new-caller').addEventListener('click', () => { startClean(); $('pnr').focus(); });
 
   // A new caller: nothing of the previous one stays on screen or in memory.
@@ -342,6 +382,7 @@
     show($('identify-form'), true);
     show($('status'), false); show($('result'), false); show($('identify-error'), false);
     validateLive(false);
+    renderFormMode();
   }
 
   function stopPolling() { if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; } }
@@ -375,7 +416,18 @@
       });
       return;
     }
-    $('result-title').textContent = tr(o.state);
+    $('result-title').textContent = o.state === 'complete' && o.mode === 'sign' ? tr('signed') : tr(o.state);
+    const signed = o.state === 'complete' && typeof o.signedText === 'string';
+    show($('signed'), signed);
+    $('signed-text').textContent = signed ? o.signedText : '';
+    const c = o.checks || {};
+    const done = [];
+    if (c.pinCodeRequired) done.push(tr('pinRequired'));
+    if (c.idDocumentRequired) done.push(tr(c.idDocumentChecked ? 'idDocChecked' : 'idDocNotChecked'));
+    show($('checks'), o.state === 'complete');
+    $('checks').textContent = tr('checksDone') + ' ' + (done.length ? done.join(' · ') : tr('noChecks'));
+    $('checks').dataset.idDocument = c.idDocumentChecked ? 'checked' : 'no';
+    $('checks').dataset.pinCode = c.pinCodeRequired ? 'required' : 'no';
     $('result-agent').textContent = o.agentText[lang];
     show($('fraud'), !!o.fraudWarning);
     const p = o.person;

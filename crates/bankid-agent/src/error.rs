@@ -191,6 +191,12 @@ impl From<bankid::order::Error> for ApiError {
             Error::Refused(r) => ApiError::Refused(r),
             Error::TooManyOrders => ApiError::Busy,
             Error::InvalidPersonalNumber(e) => ApiError::InvalidPersonalNumber(e),
+            // Only the options the page sends can be out of range (the text's length for
+            // BankID); the message names no content.
+            Error::InvalidArgument(e) => {
+                log::info!("start refused: {e}");
+                ApiError::BadRequest("the text is too long for BankID")
+            }
             other => {
                 log::error!("starting an order: {other}");
                 ApiError::Internal("could not start the identification")

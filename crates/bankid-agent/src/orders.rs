@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bankid::order::{OrderId, OrderView, StartOptions, State as OrderState};
+use bankid::order::{Mode, OrderId, OrderView, StartOptions, State as OrderState};
 use bankid::personnummer::Personnummer;
 use bankid::rp::CallInitiator;
 use serde::Deserialize;
@@ -29,6 +29,9 @@ pub(crate) struct AgentOrder {
     /// `YYMMDD-XXXX`: the only form of the number kept here and logged.
     masked: String,
     call_initiator: CallInitiator,
+    mode: Mode,
+    /// The ID-document check was asked for.
+    id_document: bool,
     started_ms: u64,
     /// When the order was first seen final (wall clock for the page, monotonic for retention).
     finished: Option<(u64, Instant)>,
@@ -113,7 +116,23 @@ struct IdentifyRequest {
     personal_number: String,
     #[serde(default)]
     call_initiator: Option<String>,
+    /// `identify` (default) or `sign`.
+    #[serde(default)]
+    mode: Option<String>,
+    /// The text shown in the app; what the caller approves when signing.
+    #[serde(default)]
+    user_visible_data: Option<String>,
+    /// "Kräv säkerhetskod".
+    #[serde(default)]
+    require_pin_code: bool,
+    /// "Extra kontroll med ID-handling".
+    #[serde(default)]
+    require_id_document: bool,
 }
+
+/// The longest text an agent may write (characters); BankID's own limit after base64 is
+/// checked by the engine as well.
+pub const TEXT_MAX_CHARS: usize = 1000;
 
 async fn identify(
     State(app): State<Arc<App>>,
@@ -128,6 +147,30 @@ async fn identify(
             "callInitiator is \"user\" (the caller called us) or \"RP\" (we called them)",
         ))?,
     };
+    let mode = match req.mode.as_deref() {
+        None => Mode::Identify,
+        Some(s) => {
+            Mode::parse(s).ok_or(ApiError::BadRequest("mode is \"identify\" or \"sign\""))?
+        }
+    };
+    let text = req
+        .user_visible_data
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    if mode == Mode::Sign && text.is_none() {
+        return Err(ApiError::BadRequest(
+            "signing needs userVisibleData: the text the caller approves",
+        ));
+    }
+    if text.as_ref().is_some_and(|t| {
+        t.chars().count() > TEXT_MAX_CHARS || t.chars().any(|c| c.is_control() && c != '\n')
+    }) {
+        return Err(ApiError::BadRequest(
+            "userVisibleData is at most 1000 characters, without control characters",
+        ));
+    }
     if let Err(retry_after) = app.identifications.take(&a.name) {
         log::warn!(
             "agent {} from {}: identification refused, rate limit",
@@ -137,27 +180,38 @@ async fn identify(
         return Err(ApiError::TooManyIdentifications { retry_after });
     }
     cancel_pending_of(&app, &a.name);
-    let engine_id = app.opts.engine.start(
-        &pnr,
-        StartOptions {
-            call_initiator: Some(call_initiator),
-            ..Default::default()
-        },
-    )?;
+    let mut options = StartOptions {
+        mode,
+        call_initiator: Some(call_initiator),
+        user_visible_data: text,
+        ..Default::default()
+    };
+    if req.require_pin_code {
+        options = options.require_pin_code();
+    }
+    if req.require_id_document {
+        options = options.require_id_document();
+    }
+    let engine_id = app.opts.engine.start(&pnr, options)?;
     let id = random_token(18);
     log::info!(
-        "order {} of agent {} from {} for {} started (callInitiator {})",
+        "order {} of agent {} from {} for {} started ({}, callInitiator {}, pinCode {}, ID document {})",
         short(&id),
         a.name,
         client.addr(),
         pnr.masked(),
-        call_initiator.as_str()
+        mode.as_str(),
+        call_initiator.as_str(),
+        req.require_pin_code,
+        req.require_id_document
     );
     let mut order = AgentOrder {
         agent: a.name,
         engine_id,
         masked: pnr.masked(),
         call_initiator,
+        mode,
+        id_document: req.require_id_document,
         started_ms: now_ms(),
         finished: None,
     };
@@ -202,6 +256,13 @@ fn order_json(app: &App, id: &str, o: &mut AgentOrder) -> serde_json::Value {
         "startedAtMs": o.started_ms,
         "finishedAtMs": o.finished.map(|(ms, _)| ms),
         "person": person,
+        "mode": o.mode.as_str(),
+        "checks": {
+            "pinCodeRequired": v.pin_code_required,
+            "idDocumentRequired": o.id_document,
+            "idDocumentChecked": v.step_up.mrtd,
+        },
+        "signedText": v.signed_text,
     })
 }
 

@@ -60,6 +60,8 @@ pub enum SimOutcome {
     Complete,
     /// Identifies, taking longer over each step.
     Slow,
+    /// Identifies, but fails the ID-document check when it is required.
+    FailsDocumentCheck,
     /// Ends `failed` with this hint code.
     Fails(HintCode),
 }
@@ -70,6 +72,7 @@ impl SimOutcome {
         match key {
             "complete" => SimOutcome::Complete,
             "slow" => SimOutcome::Slow,
+            bankid_sim::scenario::MRTD_FAILS => SimOutcome::FailsDocumentCheck,
             code => SimOutcome::Fails(HintCode::from(code)),
         }
     }
@@ -80,6 +83,12 @@ pub fn behaviour(outcome: &SimOutcome) -> Text {
     let fails = match outcome {
         SimOutcome::Complete => return Text::new("identifierar sig", "identifies"),
         SimOutcome::Slow => return Text::new("tar god tid på sig", "takes their time"),
+        SimOutcome::FailsDocumentCheck => {
+            return Text::new(
+                "identifierar sig, men klarar inte kontrollen av ID-handlingen",
+                "identifies, but fails the ID document check",
+            )
+        }
         SimOutcome::Fails(code) => code,
     };
     let (sv, en) = match fails {
@@ -97,6 +106,22 @@ pub fn behaviour(outcome: &SimOutcome) -> Text {
             "avbryts av en nyare beställning",
             "is cancelled by a newer order",
         ),
+        HintCode::MrtdVerificationFailed => (
+            "klarar inte kontrollen av ID-handlingen",
+            "fails the ID document check",
+        ),
+        HintCode::FacialRecognitionFailed => {
+            ("klarar inte ansiktskontrollen", "fails the face check")
+        }
+        HintCode::NfcNotSupportedByDevice => (
+            "har en telefon som inte kan läsa ID-handlingen",
+            "has a phone that cannot read the ID document",
+        ),
+        HintCode::MultipleBankIdsOnDevice => (
+            "har flera BankID i telefonen",
+            "has several BankIDs on the phone",
+        ),
+        HintCode::StepUpFailed => ("klarar inte den extra kontrollen", "fails the extra check"),
         // Pending codes as a final outcome, and codes this version does not know: only a
         // hand-made scenario ends like that, and the simulator's README explains it.
         HintCode::OutstandingTransaction
@@ -105,6 +130,8 @@ pub fn behaviour(outcome: &SimOutcome) -> Text {
         | HintCode::UserCallConfirm
         | HintCode::UserMrtd
         | HintCode::UserSign
+        | HintCode::UserFace
+        | HintCode::UserStepUp
         | HintCode::Processing
         | HintCode::Unknown(_) => ("se simulatorns README", "see the simulator's README"),
     };
@@ -139,6 +166,11 @@ mod tests {
             "notSupportedByUserApp",
             "transactionRiskBlocked",
             "cancelled",
+            "mrtdVerificationFailed",
+            "facialRecognitionFailed",
+            "nfcNotSupportedByDevice",
+            "multipleBankIdsOnDevice",
+            "stepUpFailed",
         ] {
             let outcome = SimOutcome::parse(code);
             assert!(

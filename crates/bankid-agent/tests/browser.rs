@@ -262,3 +262,89 @@ async fn an_agent_logs_in_and_identifies_callers_in_a_real_browser() {
     assert_eq!(processes_using(&profile), Vec::<libc::pid_t>::new());
     assert!(!profile.exists(), "profile removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_asks_for_the_id_document_check_and_has_a_text_signed_in_a_real_browser() {
+    let h = common::start(0.3, |_| {}).await;
+    let b = Browser::start().await;
+    b.goto(&format!("{}/", h.base)).await;
+    b.wait_visible("#login-view").await;
+    b.type_into("#username", "anna").await;
+    b.type_into("#password", common::PASSWORD_A).await;
+    b.click("#login-button").await;
+    b.wait_visible("#identify-view").await;
+
+    // Identification with "Extra kontroll med ID-handling": the document step is shown, and
+    // the result says the document was checked.
+    assert_eq!(
+        b.text("#require-iddoc + span").await,
+        "Extra kontroll med ID-handling"
+    );
+    assert_eq!(b.text("#require-pin + span").await, "Kräv säkerhetskod");
+    assert!(!b.visible("#iddoc-hint").await);
+    b.type_into("#pnr", "198503121116").await;
+    b.click("#require-iddoc").await;
+    assert!(b.visible("#iddoc-hint").await);
+    assert!(b.text("#iddoc-hint").await.contains("pass"));
+    b.type_into("#visible-text", "Samtal med kundtjänst").await;
+    b.click("#identify").await;
+    b.wait_visible("#status[data-step=document]").await;
+    assert!(b.text("#status-caller").await.contains("ID-handling"));
+    b.screenshot("agent-8-id-document.png").await;
+    b.wait_visible("#result[data-state=complete]").await;
+    assert_eq!(b.text("#result-title").await, "Identifierad");
+    assert_eq!(
+        b.js(
+            "return document.getElementById('checks').dataset.idDocument",
+            json!([])
+        )
+        .await,
+        "checked"
+    );
+    assert!(
+        b.text("#checks").await.contains("ID-handling kontrollerad"),
+        "{}",
+        b.text("#checks").await
+    );
+    assert!(!b.visible("#signed").await);
+    let row = serde_json::to_value(h.sim.orders().pop().unwrap()).unwrap();
+    assert_eq!(row["requirement"], json!({"mrtd": true}));
+    assert_eq!(row["userVisibleData"], true);
+    b.screenshot("agent-9-id-document-checked.png").await;
+
+    // Sign: the agent writes the text; without one the page asks for it.
+    b.click("#new-caller").await;
+    b.wait_visible("#identify-form").await;
+    b.type_into("#pnr", "196801642395").await;
+    b.click("input[name=mode][value=sign]").await;
+    assert_eq!(b.text("#identify").await, "Skicka för underskrift");
+    assert_eq!(
+        b.text("#visible-text-label").await,
+        "Text som kunden godkänner"
+    );
+    b.click("#identify").await;
+    b.wait_visible("#identify-error").await;
+    assert_eq!(
+        b.text("#identify-error").await,
+        "Skriv texten som kunden ska godkänna."
+    );
+    assert!(h.sim.orders().len() == 1, "nothing sent without a text");
+    let text = "Jag godkänner ändringen av min adress till Storgatan 1.";
+    b.type_into("#visible-text", text).await;
+    b.click("#require-pin").await;
+    b.click("#identify").await;
+    b.wait_visible("#status").await;
+    b.wait_visible("#result[data-state=complete]").await;
+    assert_eq!(b.text("#result-title").await, "Texten är godkänd");
+    assert!(b.visible("#signed").await);
+    assert_eq!(b.text("#signed-text").await, text);
+    assert!(b.text("#checks").await.contains("säkerhetskod krävdes"));
+    b.screenshot("agent-10-signed.png").await;
+    let row = serde_json::to_value(h.sim.orders().pop().unwrap()).unwrap();
+    assert_eq!(row["endpoint"], "phone/sign");
+    assert_eq!(row["requirement"], json!({"pinCode": true}));
+    // English follows.
+    b.click("#lang").await;
+    assert_eq!(b.text("#result-title").await, "Text approved");
+    assert!(b.text("#checks").await.contains("security code required"));
+}

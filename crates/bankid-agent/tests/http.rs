@@ -911,3 +911,103 @@ async fn metrics_health_and_readiness_answer_without_a_login() {
         "the process is up"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_chooses_the_security_code_the_id_document_check_and_signing() {
+    let h = start(0.05, |_| {}).await;
+    let anna = h.agent("anna").await;
+
+    // Identify with a text in the app and both checks: the result says which took place.
+    let r = anna
+        .post(
+            "/api/identify",
+            json!({"personalNumber": "198503121116", "userVisibleData": "Samtal med kundtjänst, ärende 4711",
+                   "requirePinCode": true, "requireIdDocument": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let doc = anna.wait_hint(&id, "userMrtd").await;
+    assert_eq!(doc["step"], "document");
+    assert_eq!(doc["callerMessage"]["id"], "RFA23");
+    let done = anna.wait_final(&id).await;
+    assert_eq!(done["state"], "complete");
+    assert_eq!(done["mode"], "identify");
+    assert_eq!(
+        done["checks"],
+        json!({"pinCodeRequired": true, "idDocumentRequired": true, "idDocumentChecked": true})
+    );
+    assert!(done["signedText"].is_null());
+    let row = serde_json::to_value(h.sim.orders().pop().unwrap()).unwrap();
+    assert_eq!(row["endpoint"], "phone/auth");
+    assert_eq!(row["userVisibleData"], true);
+    assert_eq!(row["requirement"], json!({"pinCode": true, "mrtd": true}));
+
+    // Sign: the text the agent wrote comes back as approved.
+    let text = "Jag godkänner ändringen av min adress till Storgatan 1, 123 45 Ort.";
+    let r = anna
+        .post(
+            "/api/identify",
+            json!({"personalNumber": "196801642395", "mode": "sign", "userVisibleData": text}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let done = anna.wait_final(r.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "complete");
+    assert_eq!(done["mode"], "sign");
+    assert_eq!(done["signedText"], text);
+    assert_eq!(done["checks"]["idDocumentChecked"], false);
+    assert_eq!(
+        h.sim.orders().pop().unwrap().endpoint,
+        bankid_sim::orders::Kind::PhoneSign
+    );
+
+    // The person whose document check fails.
+    let r = anna
+        .post(
+            "/api/identify",
+            json!({"personalNumber": "197904128886", "requireIdDocument": true}),
+        )
+        .await;
+    let done = anna.wait_final(r.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "failed");
+    assert_eq!(done["hintCode"], "mrtdVerificationFailed");
+    assert!(done["agentText"]["sv"]
+        .as_str()
+        .unwrap()
+        .contains("ID-handling"));
+
+    // Refused before BankID: signing without a text, a bad mode, a text too long.
+    let before = h.sim.orders().len();
+    for (body, want) in [
+        (
+            json!({"personalNumber": "198503121116", "mode": "sign"}),
+            "userVisibleData",
+        ),
+        (
+            json!({"personalNumber": "198503121116", "mode": "sign", "userVisibleData": "   "}),
+            "userVisibleData",
+        ),
+        (
+            json!({"personalNumber": "198503121116", "mode": "approve"}),
+            "mode",
+        ),
+        (
+            json!({"personalNumber": "198503121116", "userVisibleData": "x".repeat(1001)}),
+            "1000",
+        ),
+        (
+            json!({"personalNumber": "198503121116", "userVisibleData": "ä".repeat(900)}),
+            "too long for BankID",
+        ),
+    ] {
+        let r = anna.post("/api/identify", body.clone()).await;
+        assert_eq!(r.status, 400, "{body}: {:?}", r.body);
+        assert!(
+            r.body["message"].as_str().unwrap().contains(want),
+            "{body}: {:?}",
+            r.body
+        );
+    }
+    assert_eq!(h.sim.orders().len(), before);
+}

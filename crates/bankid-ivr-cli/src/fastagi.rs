@@ -324,6 +324,10 @@ impl Conn {
 
 /// `BANKID_STATUS`, the variable the dialplan branches on.
 const STATUS: VarName = VarName::from_static("BANKID_STATUS");
+/// `checked` / `not-checked` after an order with `iddoc=1` completed.
+const ID_DOCUMENT: VarName = VarName::from_static("BANKID_ID_DOCUMENT");
+/// The text the caller approved, after `mode=sign` completed.
+const SIGNED_TEXT: VarName = VarName::from_static("BANKID_SIGNED_TEXT");
 
 struct Session {
     conn: Conn,
@@ -338,6 +342,95 @@ struct Session {
     /// A command was sent and its final reply has not been read yet.
     awaiting_reply: bool,
     reply_deadline: Duration,
+    /// Signing and step-up options from the AGI arguments; `Err` names a bad one.
+    order: Result<OrderOptions, String>,
+}
+
+/// `mode=sign`, `text=…` (percent-encoded: `%2C` for a comma), `format=markdown`, `pin=1`,
+/// `iddoc=1` from the AGI arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct OrderOptions {
+    mode: bankid::Mode,
+    text: Option<String>,
+    markdown: bool,
+    pin_code: bool,
+    id_document: bool,
+}
+
+/// `%XX` decoding of an AGI argument (commas and `&` separate options, so a text carries
+/// them encoded). `None` for a bad escape or a result that is not UTF-8.
+fn percent_decode(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl OrderOptions {
+    /// Reads the options; the first bad value is an error naming it (never its text). The
+    /// text's length is checked by the engine against BankID's limits.
+    fn parse<'a>(
+        options: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<OrderOptions, String> {
+        let flag = |k: &str, v: &str| match v {
+            "1" | "yes" | "true" => Ok(true),
+            "0" | "no" | "false" => Ok(false),
+            _ => Err(format!("{k} must be 1 or 0")),
+        };
+        let mut o = OrderOptions::default();
+        for (k, v) in options {
+            match k {
+                "mode" => o.mode = bankid::Mode::parse(v).ok_or("mode must be identify or sign")?,
+                "text" => {
+                    o.text =
+                        Some(percent_decode(v).ok_or("text has a bad %-escape or is not UTF-8")?)
+                }
+                "format" => {
+                    o.markdown = match v {
+                        "plain" => false,
+                        "markdown" | "simpleMarkdownV1" => true,
+                        _ => return Err("format must be plain or markdown".into()),
+                    }
+                }
+                "pin" => o.pin_code = flag(k, v)?,
+                "iddoc" => o.id_document = flag(k, v)?,
+                _ => {}
+            }
+        }
+        if o.mode == bankid::Mode::Sign && o.text.as_deref().is_none_or(str::is_empty) {
+            return Err("mode=sign needs text=…: the text the caller approves".into());
+        }
+        Ok(o)
+    }
+
+    fn start_options(&self, caller_id: Option<String>) -> StartOptions {
+        let mut s = StartOptions {
+            mode: self.mode,
+            user_visible_data: self.text.clone(),
+            user_visible_data_format: self
+                .markdown
+                .then_some(bankid::rp::VisibleDataFormat::SimpleMarkdownV1),
+            caller_id,
+            ..Default::default()
+        };
+        if self.pin_code {
+            s = s.require_pin_code();
+        }
+        if self.id_document {
+            s = s.require_id_document();
+        }
+        s
+    }
 }
 
 impl Session {
@@ -460,6 +553,7 @@ async fn serve_call(
         environment_read: false,
         awaiting_reply: false,
         reply_deadline: settings.reply_deadline,
+        order: Ok(OrderOptions::default()),
     };
     let outcome = tokio::select! {
         r = session(&mut s, &engine, &settings) => Some(r),
@@ -522,6 +616,7 @@ async fn session(
             _ => {}
         }
     }
+    s.order = OrderOptions::parse(env.options());
     identify(s, engine, settings).await
 }
 
@@ -531,6 +626,16 @@ async fn identify(
     settings: &Settings,
 ) -> Step<&'static str> {
     let failed_text = engine.config().result_failed.clone();
+    let order = match s.order.clone() {
+        Ok(o) => o,
+        Err(e) => {
+            // Fail closed: a misspelt option never turns into a weaker order.
+            log::warn!("call {}: bad AGI argument: {e}; nothing started", s.peer);
+            s.set_result(&failed_text, "error").await?;
+            s.play("bankid-error").await?;
+            return Ok("bad AGI arguments");
+        }
+    };
     let mut pnr = None;
     for _ in 0..settings.attempts.max(1) {
         let reply = s
@@ -565,10 +670,11 @@ async fn identify(
         return Ok("no valid number entered");
     };
     // The caller ID counts against the per-caller anti-vishing limit.
-    let options = StartOptions {
-        caller_id: s.caller_id.clone(),
-        ..Default::default()
-    };
+    let options = order.start_options(s.caller_id.clone());
+    let sign = order.mode == bankid::Mode::Sign;
+    for p in bankid_ivr_cli::prompts::before_start(sign, order.pin_code, order.id_document) {
+        s.play(p).await?;
+    }
     let id = match engine.start(&pnr, options) {
         Ok(id) => id,
         Err(bankid::order::Error::Refused(r)) => {
@@ -611,6 +717,17 @@ async fn identify(
         _ => ("error", "bankid-error", "error"),
     };
     s.set_result(&view.result_text, status).await?;
+    if view.state == State::Complete && order.id_document {
+        let checked = if view.step_up.mrtd {
+            "checked"
+        } else {
+            "not-checked"
+        };
+        s.set_var(&ID_DOCUMENT, checked).await?;
+    }
+    if let Some(text) = view.signed_text.as_deref() {
+        s.set_var(&SIGNED_TEXT, text).await?;
+    }
     if view.guidance().fraud_warning {
         log::warn!("SECURITY: call {}: the caller declined the call in the BankID app (possible fraud attempt)", s.peer);
     }
@@ -887,6 +1004,38 @@ mod tests {
     }
 
     #[test]
+    fn order_options_come_from_the_agi_arguments_and_bad_ones_are_refused() {
+        let parse =
+            |args: &[(&'static str, &'static str)]| OrderOptions::parse(args.iter().copied());
+        assert_eq!(parse(&[("lang", "en")]), Ok(OrderOptions::default()));
+        let o = parse(&[
+            ("mode", "sign"),
+            ("text", "Flytt till Storgatan 1%2C Ort %25"),
+            ("format", "markdown"),
+            ("pin", "1"),
+            ("iddoc", "yes"),
+        ])
+        .unwrap();
+        assert_eq!(o.mode, bankid::Mode::Sign);
+        assert_eq!(o.text.as_deref(), Some("Flytt till Storgatan 1, Ort %"));
+        assert!(o.markdown && o.pin_code && o.id_document);
+        let s = o.start_options(Some("4670".into()));
+        let r = s.requirement.unwrap();
+        assert_eq!((r.pin_code, r.mrtd), (Some(true), Some(true)));
+        for (args, want) in [
+            (&[("mode", "approve")][..], "mode must be"),
+            (&[("mode", "sign")][..], "needs text"),
+            (&[("pin", "2")][..], "pin must be"),
+            (&[("iddoc", "ja")][..], "iddoc must be"),
+            (&[("text", "bad %zz")][..], "%-escape"),
+            (&[("format", "html")][..], "format must be"),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
     fn cidr_parses_hosts_networks_and_both_families() {
         let c = Cidr::parse("10.0.0.7/32").unwrap();
         assert!(c.contains(ip("10.0.0.7")));
@@ -978,6 +1127,7 @@ mod tests {
             environment_read: true,
             awaiting_reply: false,
             reply_deadline: Duration::from_secs(5),
+            order: Ok(OrderOptions::default()),
         };
         let outcome = s.command(&cmd).await;
         assert!(!s.awaiting_reply || outcome.is_err());

@@ -10,7 +10,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use bankid::ffi::bankid_status::{self, *};
-use bankid::ffi::{bankid_call_initiator, bankid_lang, bankid_state};
+use bankid::ffi::{
+    bankid_call_initiator, bankid_lang, bankid_mode, bankid_start_options, bankid_state,
+};
 
 /// A `bankid_status` as the C functions return it.
 type Status = u32;
@@ -39,6 +41,8 @@ pub enum Error {
     },
     /// The configuration path has a NUL byte.
     ConfigPath(NulError),
+    /// A text option has a NUL byte.
+    NulInText,
     /// The personal number has a NUL byte (counts as `BANKID_INVALID_PERSONAL_NUMBER`).
     NulInNumber,
     /// A call returned this status; `name` and `detail` are the library's
@@ -83,6 +87,7 @@ impl fmt::Display for Error {
             Error::Symbol { name, reason } => write!(f, "{name}: {reason}"),
             Error::ConfigPath(e) => write!(f, "{e}"),
             Error::NulInNumber => f.write_str("NUL in the personal number"),
+            Error::NulInText => f.write_str("NUL in userVisibleData"),
             Error::Status { name, detail, .. } => write!(f, "{name}: {detail}"),
             Error::UnknownState(n) => write!(f, "bankid_poll: unknown state {n}"),
         }
@@ -99,6 +104,10 @@ pub struct Hook {
     path: PathBuf,
     init: unsafe extern "C" fn(*const c_char) -> Status,
     start: unsafe extern "C" fn(*const c_char, u32, *mut u64) -> Status,
+    options_init: unsafe extern "C" fn(*mut bankid_start_options) -> Status,
+    start_with: unsafe extern "C" fn(*const bankid_start_options, *mut u64) -> Status,
+    signed_text: TextFn,
+    step_up: unsafe extern "C" fn(u64, *mut u32) -> Status,
     poll: unsafe extern "C" fn(u64, *mut u32) -> Status,
     result_text: TextFn,
     hint_code: TextFn,
@@ -160,6 +169,10 @@ impl Hook {
         Ok(Hook {
             init: sym!(lib, b"bankid_init"),
             start: sym!(lib, b"bankid_start"),
+            options_init: sym!(lib, b"bankid_start_options_init"),
+            start_with: sym!(lib, b"bankid_start_with"),
+            signed_text: sym!(lib, b"bankid_signed_text"),
+            step_up: sym!(lib, b"bankid_step_up"),
             poll: sym!(lib, b"bankid_poll"),
             result_text: sym!(lib, b"bankid_result_text"),
             hint_code: sym!(lib, b"bankid_hint_code"),
@@ -224,6 +237,59 @@ impl Hook {
         }
     }
 
+    /// `bankid_start_with`: sign or identify, a text shown in the app, the security code and
+    /// the ID-document check ([`Extra`]); the error carries the status.
+    pub fn start_with(
+        &self,
+        pnr: &str,
+        initiator: bankid_call_initiator,
+        extra: &Extra,
+    ) -> Result<u64, Error> {
+        let c = CString::new(pnr).map_err(|_| Error::NulInNumber)?;
+        let text = extra
+            .text
+            .as_deref()
+            .map(CString::new)
+            .transpose()
+            .map_err(|_| Error::NulInText)?;
+        let mut o = std::mem::MaybeUninit::<bankid_start_options>::uninit();
+        // SAFETY: room for the struct; the init function fills every field.
+        let st = unsafe { (self.options_init)(o.as_mut_ptr()) };
+        if st != OK {
+            return Err(self.error(st));
+        }
+        // SAFETY: initialised just above.
+        let mut o = unsafe { o.assume_init() };
+        o.personal_number = c.as_ptr();
+        o.call_initiator = initiator as u32;
+        o.mode = extra.mode as u32;
+        o.user_visible_data = text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+        o.require_pin_code = u32::from(extra.pin_code);
+        o.require_id_document = u32::from(extra.id_document);
+        let mut order = 0u64;
+        // SAFETY: the struct and its strings outlive the call; valid out pointer.
+        let st = unsafe { (self.start_with)(&o, &mut order) };
+        if st == OK {
+            Ok(order)
+        } else {
+            Err(self.error(st))
+        }
+    }
+
+    /// `bankid_signed_text` (empty for an identification or while pending).
+    pub fn signed_text(&self, order: u64) -> String {
+        // SAFETY: buffers sized as the library asked.
+        self.text(|b, l, o| unsafe { (self.signed_text)(order, b, l, o) })
+    }
+
+    /// `bankid_step_up`: whether the ID document was checked (false while pending).
+    pub fn id_document_checked(&self, order: u64) -> bool {
+        let mut mrtd = 0u32;
+        // SAFETY: valid out pointer.
+        let st = unsafe { (self.step_up)(order, &mut mrtd) };
+        st == OK && mrtd == 1
+    }
+
     /// `bankid_poll`.
     pub fn poll(&self, order: u64) -> Result<bankid_state, Error> {
         let mut state = 0u32;
@@ -284,5 +350,29 @@ impl Hook {
     pub fn shutdown(&self) {
         // SAFETY: plain call.
         unsafe { (self.shutdown)() };
+    }
+}
+
+/// The options of `bankid_start_with` beyond the number and call initiator.
+#[derive(Debug, Clone)]
+pub struct Extra {
+    /// Identify or sign.
+    pub mode: bankid_mode,
+    /// Text shown in the app (required to sign).
+    pub text: Option<String>,
+    /// Require the security code.
+    pub pin_code: bool,
+    /// Require the ID-document check.
+    pub id_document: bool,
+}
+
+impl Default for Extra {
+    fn default() -> Extra {
+        Extra {
+            mode: bankid_mode::BANKID_MODE_IDENTIFY,
+            text: None,
+            pin_code: false,
+            id_document: false,
+        }
     }
 }

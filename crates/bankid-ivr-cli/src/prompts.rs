@@ -17,6 +17,11 @@ pub const PROMPTS: &[(&str, Text)] = &[
     ("bankid-rfa9", Text::new("Skriv in din säkerhetskod i BankID-appen och välj Identifiera.", "Enter your security code in the BankID app and select Identify.")),
     ("bankid-rfa23", Text::new("Fotografera och läs av din ID-handling med BankID-appen.", "Take a photo of, and scan, your ID document with the BankID app.")),
     ("bankid-rfa21", Text::new("En identifiering pågår.", "An identification is in progress.")),
+    ("bankid-face", Text::new("Följ instruktionerna i BankID-appen för att kontrollera ditt ansikte.", "Follow the instructions in the BankID app to check your face.")),
+    ("bankid-step-up", Text::new("Följ instruktionerna i BankID-appen för den extra kontrollen.", "Follow the instructions in the BankID app for the extra check.")),
+    ("bankid-call-notice", Text::new("BankID-appen kommer att fråga om du pratar med {company} i telefon. Svara ja bara om du själv ringt oss.", "The BankID app will ask whether you are on a call with {company}. Only answer yes if you called us yourself.")),
+    ("bankid-have-id-document", Text::new("Ha ditt pass eller nationella id-kort till hands. BankID-appen ber dig läsa av det med telefonen.", "Have your passport or national ID card at hand. The BankID app will ask you to scan it with your phone.")),
+    ("bankid-sign-notice", Text::new("Du kommer nu att få godkänna en text i BankID-appen. Läs den noga innan du skriver under.", "You will now be asked to approve a text in the BankID app. Read it carefully before you sign.")),
     ("bankid-success", Text::new("Tack, du är nu identifierad. Du kopplas till en handläggare.", "Thank you, you are now identified. We are connecting you to an agent.")),
     ("bankid-failed", Text::new("Identifieringen misslyckades. Du kopplas till en handläggare.", "The identification failed. We are connecting you to an agent.")),
     ("bankid-error", Text::new("Något gick fel med BankID. Du kopplas till en handläggare.", "Something went wrong with BankID. We are connecting you to an agent.")),
@@ -32,6 +37,29 @@ pub fn text(name: &str, lang: Language) -> Option<&'static str> {
         .map(|(_, text)| text.get(lang))
 }
 
+/// A prompt's text with `{company}` filled in (the configured `company_name`, or "oss"/"us"):
+/// what to record for the site's audio file, and what `flow run` prints.
+pub fn script(name: &str, lang: Language, company: &str) -> Option<String> {
+    text(name, lang).map(|t| t.replace("{company}", company))
+}
+
+/// The prompts to play before an order starts, in order: what the app will ask (the call
+/// confirmation with the company's name), the signing notice, and the ID card reminder. Only
+/// when the order signs or has a requirement, so a plain identification sounds as before.
+pub fn before_start(sign: bool, pin_code: bool, id_document: bool) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if sign || pin_code || id_document {
+        out.push("bankid-call-notice");
+    }
+    if sign {
+        out.push("bankid-sign-notice");
+    }
+    if id_document {
+        out.push("bankid-have-id-document");
+    }
+    out
+}
+
 /// The prompt to play while an order is pending with `hint` as the C ABI spells it (empty: not
 /// yet at BankID), from the library's one table ([`bankid::messages::guidance`]).
 pub fn for_pending_hint(hint: &str) -> &'static str {
@@ -44,6 +72,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_notices_name_the_company_and_the_id_card() {
+        assert_eq!(before_start(false, false, false), Vec::<&str>::new());
+        assert_eq!(
+            before_start(true, false, true),
+            [
+                "bankid-call-notice",
+                "bankid-sign-notice",
+                "bankid-have-id-document"
+            ]
+        );
+        let sv = script("bankid-call-notice", Language::Sv, "Kundtjänst AB").unwrap();
+        assert!(sv.contains("pratar med Kundtjänst AB"), "{sv}");
+        let en = script("bankid-have-id-document", Language::En, "us").unwrap();
+        assert!(en.contains("passport or national ID card"), "{en}");
+        for p in before_start(true, true, true) {
+            for lang in [Language::Sv, Language::En] {
+                assert!(text(p, lang).is_some_and(|t| !t.is_empty()), "{p}");
+            }
+        }
+    }
+
+    #[test]
     fn every_pending_prompt_the_library_names_is_shipped_in_both_languages() {
         for hint in [
             "",
@@ -53,6 +103,8 @@ mod tests {
             "userCallConfirm",
             "userSign",
             "userMrtd",
+            "userFace",
+            "userStepUp",
             "somethingNew",
         ] {
             let p = for_pending_hint(hint);

@@ -635,3 +635,62 @@ fn fastagi_with_the_simulator_asked_removes_its_directory_on_sigterm_and_sigint(
         assert!(left.is_empty(), "SIG{signal}: left behind {left:?}");
     }
 }
+
+#[test]
+fn flow_run_signs_the_change_of_address_after_identifying() {
+    let s = sim();
+    let o = run_flow(&s, "bankid-sign-address.xml", &["198503121116"], &[]);
+    let out = both(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("call reached queue support"), "{out}");
+    // The notices before the signing, the document step, and the approved text.
+    assert!(
+        out.contains("bankid-call-notice") && out.contains("pratar med oss"),
+        "{out}"
+    );
+    assert!(out.contains("bankid-sign-notice"), "{out}");
+    assert!(out.contains("bankid-have-id-document"), "{out}");
+    assert!(
+        out.contains("bankid-rfa23"),
+        "the userMrtd step was played: {out}"
+    );
+    assert!(
+        out.contains(r#"BANKID_SIGNED_TEXT = "Jag godkänner ändringen av min adress till Storgatan 1, 123 45 Ort.""#),
+        "{out}"
+    );
+    assert!(out.contains(r#"BANKID_ID_DOCUMENT = "checked""#), "{out}");
+    assert!(
+        out.contains("__BANKID_SIGN_RESULT = \"Identification successful"),
+        "{out}"
+    );
+    assert!(!out.contains("198503121116"), "{out}");
+    let rows: Vec<serde_json::Value> = s
+        .sim
+        .orders()
+        .iter()
+        .map(|o| serde_json::to_value(o).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["endpoint"], "phone/auth");
+    assert_eq!(rows[0]["userVisibleData"], true);
+    assert_eq!(rows[1]["endpoint"], "phone/sign");
+    assert_eq!(rows[1]["requirement"], serde_json::json!({"mrtd": true}));
+    assert_eq!(
+        rows[1]["userVisibleDataChars"],
+        "Jag godkänner ändringen av min adress till Storgatan 1, 123 45 Ort."
+            .chars()
+            .count()
+    );
+}
+
+#[test]
+fn flow_run_a_failed_document_check_takes_the_failed_exit() {
+    let s = sim();
+    // The simulator's person whose ID document check fails.
+    let o = run_flow(&s, "bankid-sign-address.xml", &["197904128886"], &[]);
+    let out = both(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("failed (mrtdVerificationFailed)"), "{out}");
+    assert!(out.contains("ID-handling misslyckades"), "{out}");
+    assert!(!out.contains("BANKID_SIGNED_TEXT"), "{out}");
+}

@@ -203,15 +203,23 @@ fn call(addr: &str, caller: Caller) -> Vec<String> {
 
 /// Runs one call on a connected stream.
 fn call_on(stream: TcpStream, caller: Caller) -> Vec<String> {
+    call_with_args(stream, caller, "")
+}
+
+/// Runs one call whose environment has `args` as `agi_arg_2`, when not empty.
+fn call_with_args(stream: TcpStream, caller: Caller, args: &str) -> Vec<String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let mut w = stream.try_clone().unwrap();
     let mut r = BufReader::new(stream);
-    let environment = match &caller.caller_id {
+    let mut environment = match &caller.caller_id {
         Some(id) => ENVIRONMENT.replace(CALLER_ID, id),
         None => ENVIRONMENT.to_string(),
     };
+    if !args.is_empty() {
+        environment = environment.replace("\n\n", &format!("\nagi_arg_2: {args}\n\n"));
+    }
     w.write_all(environment.as_bytes()).unwrap();
     let mut commands = Vec::new();
     let mut digits = caller.digits.into_iter();
@@ -1130,4 +1138,85 @@ fn metrics_on_a_non_loopback_address_needs_metrics_public() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--metrics-public"), "{err}");
+}
+
+#[test]
+fn a_signing_with_the_id_document_check_over_agi_arguments() {
+    let (sim, server) = start();
+    // Each step 0.3 s, so each prompt is played even on a loaded machine.
+    sim.set_scenario(
+        "198503121116",
+        Scenario {
+            steps: [
+                "outstandingTransaction",
+                "userCallConfirm",
+                "userMrtd",
+                "userSign",
+            ]
+            .map(|h| Step {
+                hint_code: h.into(),
+                ms: 30_000,
+            })
+            .to_vec(),
+            outcome: "complete".into(),
+        },
+    );
+    let cmds = call_with_args(
+        TcpStream::connect(&server.addr).unwrap(),
+        anna(),
+        "mode=sign,text=Jag godk%C3%A4nner adress%C3%A4ndringen till Storgatan 1%2C Ort,iddoc=1,pin=1",
+    );
+    let played: Vec<&String> = cmds
+        .iter()
+        .filter(|c| c.starts_with("STREAM FILE"))
+        .collect();
+    let pos = |p: &str| {
+        cmds.iter()
+            .position(|c| c.starts_with(&format!("STREAM FILE {p} ")))
+            .unwrap_or_else(|| panic!("{p} not played: {played:?}"))
+    };
+    // The notices come before the order is started, the document step while it runs.
+    assert!(
+        pos("bankid-call-notice") < pos("bankid-open-app"),
+        "{played:?}"
+    );
+    assert!(
+        pos("bankid-have-id-document") < pos("bankid-open-app"),
+        "{played:?}"
+    );
+    assert!(
+        pos("bankid-sign-notice") < pos("bankid-open-app"),
+        "{played:?}"
+    );
+    assert!(pos("bankid-rfa23") > pos("bankid-open-app"), "{played:?}");
+    assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("complete"));
+    assert_eq!(var(&cmds, "BANKID_ID_DOCUMENT").as_deref(), Some("checked"));
+    assert_eq!(
+        var(&cmds, "BANKID_SIGNED_TEXT").as_deref(),
+        Some("Jag godkänner adressändringen till Storgatan 1, Ort")
+    );
+    let row = serde_json::to_value(sim.orders().pop().unwrap()).unwrap();
+    assert_eq!(row["endpoint"], "phone/sign");
+    assert_eq!(
+        row["requirement"],
+        serde_json::json!({"pinCode": true, "mrtd": true})
+    );
+}
+
+#[test]
+fn bad_agi_arguments_start_nothing() {
+    let (sim, server) = start();
+    for args in ["mode=sign", "iddoc=2", "mode=approve"] {
+        let cmds = call_with_args(TcpStream::connect(&server.addr).unwrap(), anna(), args);
+        assert_eq!(
+            var(&cmds, "BANKID_STATUS").as_deref(),
+            Some("error"),
+            "{args}: {cmds:?}"
+        );
+        assert!(
+            !cmds.iter().any(|c| c.starts_with("GET DATA")),
+            "{args}: {cmds:?}"
+        );
+    }
+    assert!(sim.orders().is_empty());
 }

@@ -122,20 +122,22 @@ fn common(obj: &Map<String, Value>, sign: bool) -> Result<StartData, ApiError> {
         (1_500, 1_500)
     };
     let user_visible_data = data_field(obj, "userVisibleData", visible_max, sign)?;
-    data_field(obj, "userNonVisibleData", hidden_max, false)?;
-    if let Some(fmt) = opt_str(obj, "userVisibleDataFormat")? {
+    let non_visible_data = data_field(obj, "userNonVisibleData", hidden_max, false)?.is_some();
+    let visible_data_format = opt_str(obj, "userVisibleDataFormat")?.map(str::to_string);
+    if let Some(fmt) = &visible_data_format {
         if fmt != "simpleMarkdownV1" {
             return Err(invalid("userVisibleDataFormat must be simpleMarkdownV1"));
         }
     }
     let mut mrtd = false;
+    let mut pin_code = false;
     match obj.get("requirement") {
         None | Some(Value::Null) => {}
         Some(Value::Object(req)) => {
             if let Some(v) = req.get("pinCode") {
-                if !v.is_boolean() {
-                    return Err(invalid("requirement.pinCode must be a boolean"));
-                }
+                pin_code = v
+                    .as_bool()
+                    .ok_or_else(|| invalid("requirement.pinCode must be a boolean"))?;
             }
             if let Some(v) = req.get("mrtd") {
                 mrtd = v
@@ -163,9 +165,24 @@ fn common(obj: &Map<String, Value>, sign: bool) -> Result<StartData, ApiError> {
         }
         Some(_) => return Err(invalid("requirement must be an object")),
     }
+    let requirement = match obj.get("requirement") {
+        Some(Value::Object(req)) => {
+            let mut req = req.clone();
+            if let Some(Value::String(p)) = req.get("personalNumber") {
+                let masked = format!("{}-XXXX", p.get(2..8).unwrap_or("??????"));
+                req.insert("personalNumber".into(), Value::String(masked));
+            }
+            Some(Value::Object(req))
+        }
+        _ => None,
+    };
     Ok(StartData {
         user_visible_data,
         mrtd,
+        pin_code,
+        visible_data_format,
+        non_visible_data,
+        requirement,
         ..StartData::default()
     })
 }

@@ -35,6 +35,14 @@ pub struct StartData {
     pub end_user_ip: Option<String>,
     pub mrtd: bool,
     pub call_initiator: Option<String>,
+    /// `requirement.pinCode` was `true`.
+    pub pin_code: bool,
+    /// `userVisibleDataFormat` as sent (already checked to be a known value).
+    pub visible_data_format: Option<String>,
+    /// `userNonVisibleData` was sent (its content is not kept).
+    pub non_visible_data: bool,
+    /// The `requirement` object as sent, with any `personalNumber` in it masked.
+    pub requirement: Option<Value>,
 }
 
 /// Why an order stopped before its scenario ended.
@@ -97,6 +105,18 @@ pub struct OrderInfo {
     pub final_unix_ms: Option<u64>,
     /// Milliseconds after creation of every collect the RP made.
     pub collects_ms: Vec<u64>,
+    /// `identify` (auth endpoints) or `sign`.
+    pub mode: &'static str,
+    /// `userVisibleData` was sent (the text itself is not listed).
+    pub user_visible_data: bool,
+    /// Characters of the decoded `userVisibleData`, when sent.
+    pub user_visible_data_chars: Option<usize>,
+    /// `userVisibleDataFormat` as sent.
+    pub user_visible_data_format: Option<String>,
+    /// `userNonVisibleData` was sent.
+    pub user_non_visible_data: bool,
+    /// The `requirement` as sent (a `personalNumber` in it masked).
+    pub requirement: Option<Value>,
 }
 
 /// Timing rules, already scaled by the speed factor.
@@ -281,7 +301,8 @@ impl Book {
             .personal_number
             .as_deref()
             .and_then(|p| self.overrides.get(p).cloned())
-            .unwrap_or_else(|| scenario::builtin(data.personal_number.as_deref(), kind.is_phone()));
+            .unwrap_or_else(|| scenario::builtin(data.personal_number.as_deref(), kind.is_phone()))
+            .with_requirements(data.personal_number.as_deref(), data.mrtd, data.pin_code);
         let order_ref = new_uuid();
         log::info!(
             "{} order {order_ref} for {}",
@@ -404,6 +425,19 @@ impl Book {
                         created_unix_ms: unix_ms(o.created_wall),
                         final_unix_ms: final_at.map(wall),
                         collects_ms: o.collects.clone(),
+                        mode: match o.kind {
+                            Kind::Sign | Kind::PhoneSign => "sign",
+                            Kind::Auth | Kind::PhoneAuth => "identify",
+                        },
+                        user_visible_data: o.data.user_visible_data.is_some(),
+                        user_visible_data_chars: o
+                            .data
+                            .user_visible_data
+                            .as_ref()
+                            .map(|t| t.chars().count()),
+                        user_visible_data_format: o.data.visible_data_format.clone(),
+                        user_non_visible_data: o.data.non_visible_data,
+                        requirement: o.data.requirement.clone(),
                     },
                 )
             })
@@ -468,6 +502,7 @@ mod tests {
             end_user_ip: None,
             mrtd: false,
             call_initiator: Some("user".into()),
+            ..StartData::default()
         }
     }
 

@@ -63,7 +63,47 @@ impl Scenario {
     pub fn completes(&self) -> bool {
         self.outcome == "complete"
     }
+
+    /// The scenario as the order's requirements change it. `mrtd`: a `userMrtd` step (the
+    /// caller scans the passport or ID card) before the security code, and for the test person
+    /// whose document check fails, the order ends there in `mrtdVerificationFailed`.
+    /// `pin_code`: a `userSign` step (the security code, never biometrics) if there is none.
+    /// Only a scenario that would complete changes; one that already has the step keeps it.
+    pub fn with_requirements(mut self, pnr: Option<&str>, mrtd: bool, pin_code: bool) -> Scenario {
+        if !self.completes() {
+            return self;
+        }
+        let sign_at = self.steps.iter().position(|s| s.hint_code == "userSign");
+        if pin_code && sign_at.is_none() {
+            self.steps.push(step("userSign", 3000));
+        }
+        if mrtd && !self.steps.iter().any(|s| s.hint_code == "userMrtd") {
+            let at = self
+                .steps
+                .iter()
+                .position(|s| s.hint_code == "userSign")
+                .unwrap_or(self.steps.len());
+            self.steps.insert(at, step("userMrtd", 3000));
+        }
+        if mrtd
+            && pnr
+                .and_then(test_person)
+                .is_some_and(|p| p.outcome == MRTD_FAILS)
+        {
+            let at = self
+                .steps
+                .iter()
+                .position(|s| s.hint_code == "userMrtd")
+                .map_or(self.steps.len(), |i| i + 1);
+            self.steps.truncate(at);
+            self.outcome = "mrtdVerificationFailed".into();
+        }
+        self
+    }
 }
+
+/// The outcome key of the test person whose ID document check fails.
+pub const MRTD_FAILS: &str = "mrtdFails";
 
 /// A built-in test person.
 #[derive(Debug, Clone, Serialize)]
@@ -148,6 +188,13 @@ pub const TEST_PERSONS: &[TestPerson] = &[
         outcome: "transactionRiskBlocked",
     },
     TestPerson {
+        personal_number: "197904128886",
+        given_name: "Jonas",
+        surname: "Passlös",
+        behaviour: "identifies, but when the ID document check is required (requirement.mrtd) it fails: mrtdVerificationFailed",
+        outcome: MRTD_FAILS,
+    },
+    TestPerson {
         personal_number: "197204158880",
         given_name: "Ingrid",
         surname: "Långsam",
@@ -175,7 +222,7 @@ pub fn builtin(pnr: Option<&str>, phone: bool) -> Scenario {
         }
     };
     match person.map(|p| p.outcome) {
-        None | Some("complete") => base("complete"),
+        None | Some("complete") | Some(MRTD_FAILS) => base("complete"),
         Some("slow") => {
             let mut s = base("complete");
             s.steps.iter_mut().for_each(|st| st.ms = 20_000);
@@ -261,6 +308,48 @@ mod tests {
                 p.given_name
             );
         }
+    }
+
+    #[test]
+    fn requirements_add_their_steps_and_the_document_check_can_fail() {
+        let hints = |s: &Scenario| {
+            s.steps
+                .iter()
+                .map(|x| x.hint_code.clone())
+                .collect::<Vec<_>>()
+        };
+        let anna = Some("198503121116");
+        let s = builtin(anna, true).with_requirements(anna, true, false);
+        assert_eq!(
+            hints(&s),
+            [
+                "outstandingTransaction",
+                "userCallConfirm",
+                "userMrtd",
+                "userSign"
+            ]
+        );
+        assert!(s.completes());
+        let jonas = Some("197904128886");
+        let s = builtin(jonas, true).with_requirements(jonas, true, false);
+        assert_eq!(
+            hints(&s),
+            ["outstandingTransaction", "userCallConfirm", "userMrtd"]
+        );
+        assert_eq!(s.outcome, "mrtdVerificationFailed");
+        assert!(builtin(jonas, true)
+            .with_requirements(jonas, false, true)
+            .completes());
+        let quick = Scenario {
+            steps: vec![step("outstandingTransaction", 10)],
+            outcome: "complete".into(),
+        };
+        assert_eq!(
+            hints(&quick.clone().with_requirements(None, false, true)),
+            ["outstandingTransaction", "userSign"]
+        );
+        let cancel = builtin(Some("199105212220"), true);
+        assert_eq!(cancel.clone().with_requirements(None, true, true), cancel);
     }
 
     #[test]

@@ -336,6 +336,32 @@ fn bankid_parameters(_: &Flow, b: &Block, p: &mut Vec<Problem>) {
             );
         }
     }
+    let mode = b.param(param::MODE);
+    if let Some(v) = mode.filter(|v| bankid::Mode::parse(v).is_none()) {
+        add(
+            p,
+            b.describe(),
+            format!("mode must be identify or sign, not {v:?}"),
+        );
+    }
+    let text = b
+        .param(param::USER_VISIBLE_DATA)
+        .filter(|t| !t.trim().is_empty());
+    if mode.and_then(bankid::Mode::parse) == Some(bankid::Mode::Sign) && text.is_none() {
+        add(
+            p,
+            b.describe(),
+            "mode sign needs userVisibleData: the text the caller approves",
+        );
+    }
+    for n in [param::REQUIRE_PIN_CODE, param::REQUIRE_ID_DOCUMENT] {
+        if let Some(v) = b
+            .param(n)
+            .filter(|v| crate::flow::format::yes_no(v).is_none())
+        {
+            add(p, b.describe(), format!("{n} must be yes or no, not {v:?}"));
+        }
+    }
     if let Some(v) = b.param(param::RESULT_VARIABLE) {
         if !v
             .trim_start_matches('_')
@@ -745,6 +771,41 @@ mod tests {
             r#"<BankIdRequest id="1" label="b" callInitiator="RP" language="en" timeout="180" maxInvalid="3" resultVariable="__BANKID_RESULT"/>"#,
         );
         assert_eq!(by_block(bankid_parameters, &f), NONE);
+    }
+
+    #[test]
+    fn bankid_signing_parameters_rule() {
+        let f = flow(
+            r#"<BankIdRequest id="1" label="b" mode="approve" requirePinCode="maybe" requireIdDocument="ja"/><BankIdRequest id="2" label="s" mode="sign" userVisibleData=" "/>"#,
+        );
+        assert_eq!(
+            by_block(bankid_parameters, &f),
+            [
+                r#"block 1 "b" (BankIdRequest): mode must be identify or sign, not "approve""#,
+                r#"block 1 "b" (BankIdRequest): requirePinCode must be yes or no, not "maybe""#,
+                r#"block 1 "b" (BankIdRequest): requireIdDocument must be yes or no, not "ja""#,
+                r#"block 2 "s" (BankIdRequest): mode sign needs userVisibleData: the text the caller approves"#,
+            ]
+        );
+        let ok = flow(
+            r#"<BankIdRequest id="1" label="b" mode="Sign" userVisibleData="Jag godkänner {X}" requirePinCode="yes" requireIdDocument="no"/><BankIdRequest id="2" label="i" mode="identify"/>"#,
+        );
+        assert!(by_block(bankid_parameters, &ok).is_empty());
+    }
+
+    #[test]
+    fn a_variable_in_the_signed_text_must_be_set() {
+        let f = flow(&format!(
+            r#"<Start id="1" label="s"/><BankIdRequest id="2" label="b" pnrVariable="PNR" resultVariable="R" mode="sign" userVisibleData="Flytt till {{NEW_ADDRESS}}"/>{}"#,
+            arrow("9", "1", "2", "")
+        ));
+        let shown = shown(check_variables(&f));
+        assert!(
+            shown
+                .iter()
+                .any(|l| l.contains("uses the variable NEW_ADDRESS, which no block sets")),
+            "{shown:?}"
+        );
     }
 
     #[test]

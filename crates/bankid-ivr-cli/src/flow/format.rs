@@ -154,6 +154,25 @@ pub mod param {
     pub const START_AUDIO: &str = "startAudio";
     /// BankIdRequest: how many invalid numbers take the `invalid` exit before `error`.
     pub const MAX_INVALID: &str = "maxInvalid";
+    /// BankIdRequest: `identify` (default) or `sign` (the caller approves `userVisibleData`).
+    pub const MODE: &str = "mode";
+    /// BankIdRequest: text shown in the BankID app, with `{VARIABLE}` substitutions; required
+    /// with `mode="sign"`.
+    pub const USER_VISIBLE_DATA: &str = "userVisibleData";
+    /// BankIdRequest: `yes` to require the security code (never biometrics).
+    pub const REQUIRE_PIN_CODE: &str = "requirePinCode";
+    /// BankIdRequest: `yes` to require an extra check of the passport or national ID card.
+    pub const REQUIRE_ID_DOCUMENT: &str = "requireIdDocument";
+}
+
+/// The values of a yes/no parameter (`requirePinCode`, `requireIdDocument`): `yes`/`no`,
+/// `true`/`false`, `1`/`0`, case-insensitive; `None` for anything else.
+pub fn yes_no(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" => Some(true),
+        "no" | "false" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// Exit labels.

@@ -131,6 +131,14 @@ pub fn run_file(args: RunArgs) -> i32 {
         lang: Language::parse(&args.lang).unwrap_or_default(),
     };
     let mut runner = run::Runner::new(&dir, script, Some(&lib), std::io::stdout());
+    // The company name the prompts say (the library checked the file at init).
+    if let Some(c) = backend
+        .config_file
+        .as_deref()
+        .and_then(|p| bankid::Config::from_file(p).ok())
+    {
+        runner.company = c.company_name;
+    }
     if let Some(lab) = backend.lab() {
         // A System block's `bankid-ivr identify` talks to this run's simulator too.
         let path = |p: PathBuf| p.display().to_string();

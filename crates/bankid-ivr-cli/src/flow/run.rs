@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bankid::ffi::bankid_call_initiator::*;
 use bankid::ffi::bankid_lang::*;
+use bankid::ffi::bankid_mode;
 use bankid::ffi::bankid_state::{self, *};
 use bankid::ffi::bankid_status::*;
 use bankid::messages::Language;
@@ -16,7 +17,7 @@ use bankid::rp::HintCode;
 
 use super::format::{exit, param, Kind};
 use super::model::{Block, Flow};
-use crate::hook::Hook;
+use crate::hook::{Extra, Hook};
 use crate::prompts;
 
 /// How a run ended.
@@ -53,6 +54,8 @@ pub struct Runner<'a, W: Write> {
     steps: usize,
     /// Extra environment for a System block's `bankid-ivr` (the dry run's embedded simulator).
     pub child_env: Vec<(String, String)>,
+    /// The configured `company_name` for prompt texts (empty: "oss"/"us").
+    pub company: String,
 }
 
 const MAX_STEPS: usize = 500;
@@ -108,6 +111,7 @@ impl<'a, W: Write> Runner<'a, W> {
             out,
             steps: 0,
             child_env: Vec::new(),
+            company: String::new(),
         }
     }
 
@@ -117,8 +121,13 @@ impl<'a, W: Write> Runner<'a, W> {
 
     fn play(&mut self, audio: &str) {
         let audio = subst(audio, &self.vars);
-        let text =
-            prompts::text(&audio, self.script.lang).unwrap_or("(no text known for this file)");
+        let company = match (self.company.is_empty(), self.script.lang) {
+            (false, _) => self.company.clone(),
+            (true, Language::Sv) => "oss".into(),
+            (true, Language::En) => "us".into(),
+        };
+        let text = prompts::script(&audio, self.script.lang, &company)
+            .unwrap_or_else(|| "(no text known for this file)".into());
         self.say(format!("    ♪ {audio}: \"{text}\""));
     }
 
@@ -334,8 +343,39 @@ impl<'a, W: Write> Runner<'a, W> {
             .param(param::MAX_INVALID)
             .and_then(|v| v.parse().ok())
             .unwrap_or(3);
+        // Unknown values were refused by `flow check`; at run time they fail closed: the
+        // block's error exit, nothing sent.
+        let mode = match b.param(param::MODE).map(bankid::Mode::parse) {
+            None => Some(bankid::Mode::Identify),
+            Some(m) => m,
+        };
+        let flag = |n: &str| b.param(n).map_or(Some(false), crate::flow::format::yes_no);
+        let (Some(mode), Some(pin_code), Some(id_document)) = (
+            mode,
+            flag(param::REQUIRE_PIN_CODE),
+            flag(param::REQUIRE_ID_DOCUMENT),
+        ) else {
+            self.say("    bad mode/requirePinCode/requireIdDocument value (see flow check)".into());
+            self.set(&result_var, "Identification failed".into());
+            return Ok(flow.exit_to(&b.id, exit::ERROR));
+        };
+        let text = b
+            .param(param::USER_VISIBLE_DATA)
+            .map(|t| subst(t, &self.vars));
+        let extra = Extra {
+            mode: match mode {
+                bankid::Mode::Identify => bankid_mode::BANKID_MODE_IDENTIFY,
+                bankid::Mode::Sign => bankid_mode::BANKID_MODE_SIGN,
+            },
+            text,
+            pin_code,
+            id_document,
+        };
+        for p in prompts::before_start(mode == bankid::Mode::Sign, pin_code, id_document) {
+            self.play(p);
+        }
         let pnr = self.vars.get(pnr_var).cloned().unwrap_or_default();
-        let order = match hook.start(&pnr, initiator) {
+        let order = match hook.start_with(&pnr, initiator, &extra) {
             Ok(o) => o,
             Err(e) if e.status() == Some(BANKID_INVALID_PERSONAL_NUMBER) => {
                 let count = self
@@ -427,6 +467,16 @@ impl<'a, W: Write> Runner<'a, W> {
             self.say("    SECURITY: the caller declined the call in the BankID app (possible fraud attempt)".into());
         }
         self.set(&result_var, text);
+        if state == BANKID_STATE_COMPLETE && mode == bankid::Mode::Sign {
+            self.set("BANKID_SIGNED_TEXT", hook.signed_text(order));
+        }
+        if state == BANKID_STATE_COMPLETE && id_document {
+            let checked = hook.id_document_checked(order);
+            self.set(
+                "BANKID_ID_DOCUMENT",
+                if checked { "checked" } else { "not-checked" }.into(),
+            );
+        }
         hook.release(order);
         let label = match state {
             BANKID_STATE_COMPLETE => exit::SUCCESS,
