@@ -2,6 +2,7 @@
 //! `POST /api/orders/{id}/cancel`, and the order JSON the page polls. Order ids in URLs are
 //! random, belong to the agent who started them, and map to the engine's handles only here.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -266,17 +267,26 @@ fn order_json(app: &App, id: &str, o: &mut AgentOrder) -> serde_json::Value {
     })
 }
 
+/// The order `id` if it is `agent`'s: another agent's order answers exactly like one that does
+/// not exist, so ids cannot be probed.
+fn own_order<'a>(
+    orders: &'a mut HashMap<String, AgentOrder>,
+    id: &str,
+    agent: &Agent,
+) -> ApiResult<&'a mut AgentOrder> {
+    orders
+        .get_mut(id)
+        .filter(|o| o.agent == agent.name)
+        .ok_or(ApiError::NoSuchOrder)
+}
+
 async fn get_order(
     State(app): State<Arc<App>>,
     a: Agent,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut orders = lock(&app.orders);
-    // Another agent's order answers exactly like one that does not exist.
-    let o = orders
-        .get_mut(&id)
-        .filter(|o| o.agent == a.name)
-        .ok_or(ApiError::NoSuchOrder)?;
+    let o = own_order(&mut orders, &id, &a)?;
     Ok(Json(order_json(&app, &id, o)))
 }
 
@@ -286,10 +296,7 @@ async fn cancel_order(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut orders = lock(&app.orders);
-    let o = orders
-        .get_mut(&id)
-        .filter(|o| o.agent == a.name)
-        .ok_or(ApiError::NoSuchOrder)?;
+    let o = own_order(&mut orders, &id, &a)?;
     let _ = app.opts.engine.cancel(o.engine_id);
     log::info!("order {} of agent {}: cancel asked", short(&id), a.name);
     Ok(Json(order_json(&app, &id, o)))
