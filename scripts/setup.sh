@@ -22,6 +22,9 @@ command -v readelf >/dev/null 2>&1 || need_apt+=(binutils)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v dpkg-shlibdeps >/dev/null 2>&1 || need_apt+=(dpkg-dev)
 command -v adduser >/dev/null 2>&1 || need_apt+=(adduser)
+# The audit trail's PostgreSQL tests (scripts/pg-test.sh starts a throw-away cluster).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need_apt[*]}"
   $SUDO apt-get update -qq

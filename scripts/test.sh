@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 step() { printf '\n== %s\n' "$*"; }
 
+# The audit trail is tested against a real PostgreSQL too: a throw-away cluster unless one is
+# given (BANKID_TEST_POSTGRES=postgres://superuser:password@host:port/postgres).
+if [ -z "${BANKID_TEST_POSTGRES:-}" ]; then
+  step "a throw-away PostgreSQL cluster for the audit tests"
+  eval "$(bash scripts/pg-test.sh start)"
+  trap 'bash scripts/pg-test.sh stop "$PGTEST_DIR"' EXIT
+  echo "listening on ${BANKID_TEST_POSTGRES##*@}"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -135,6 +135,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Anti-vishing limits (declined-call block, orders per number and per caller ID).
     pub limits: LimitSettings,
+    /// The audit trail: database, spool, pseudonym key, evidence, retention.
+    pub audit: crate::audit::AuditSettings,
 }
 
 /// Default success text, exactly what agents see today.
@@ -210,6 +212,15 @@ impl Config {
             max_orders: 100_000,
             max_connections: 256,
             limits: LimitSettings::default(),
+            // TODO(audit): the state-directory default and the audit_* keys.
+            audit: crate::audit::AuditSettings {
+                database: None,
+                spool_dir: std::env::temp_dir().join("bankid-audit-spool"),
+                spool_max_records: 100_000,
+                key_file: std::env::temp_dir().join("bankid-audit.key"),
+                keep_evidence: true,
+                retention_days: 365,
+            },
         }
     }
 

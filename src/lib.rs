@@ -50,6 +50,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod certinfo;
 pub mod config;
 #[allow(unsafe_code)]

@@ -155,6 +155,8 @@ pub struct StartOptions {
     pub requirement: Option<Requirement>,
     /// The caller ID of the call (e.g. Asterisk's `agi_callerid`), for the per-caller limit.
     pub caller_id: Option<String>,
+    /// The entry point, agent and call identifier, for the audit record.
+    pub context: crate::audit::CallContext,
 }
 
 impl StartOptions {

@@ -17,6 +17,7 @@ pub mod lab;
 pub mod orders;
 pub mod scenario;
 mod server;
+pub mod testdb;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

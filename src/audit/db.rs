@@ -1,0 +1,235 @@
+//! The one door to the audit database: which kinds are accepted, how a connection is made,
+//! and the versioned migrations (`migrations/*.sql`, compiled in), run on every connect.
+//!
+//! SQLite (a file, the embedded default) and PostgreSQL (shared by several IVR hosts and
+//! agent-page instances) go through sqlx's `Any` driver, so every query is written once: the
+//! SQL is the subset both speak (`$1` placeholders, `ON CONFLICT DO NOTHING`, `BIGINT`, `TEXT`).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::AnyPool;
+
+/// The schema, versioned; the same files for every database kind.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Where the audit trail is kept.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file, created (with its directory) when missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server: `postgres://user:password@host:port/database`.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    /// Never shows a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for Database {
+    /// The file, or the URL with any password replaced by `***`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Database::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// A database setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseError(pub String);
+
+impl std::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for DatabaseError {}
+
+impl FromStr for Database {
+    type Err = DatabaseError;
+
+    /// `postgres://…` / `postgresql://…`, `sqlite:PATH` / `sqlite://PATH`, or an absolute path
+    /// (SQLite). Anything else (a MySQL URL, a relative path) is refused by name.
+    fn from_str(s: &str) -> Result<Database, DatabaseError> {
+        let s = s.trim();
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Database::Postgres(s.to_string()));
+        }
+        let path = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+            .unwrap_or(s);
+        if path.contains("://") {
+            return Err(DatabaseError(format!(
+                "{} is not a database this version keeps records in: give postgres://… or an \
+                 SQLite file (an absolute path)",
+                redact(s)
+            )));
+        }
+        let path = Path::new(path);
+        if !path.is_absolute() {
+            return Err(DatabaseError(format!(
+                "the SQLite file {} must be an absolute path",
+                path.display()
+            )));
+        }
+        Ok(Database::Sqlite(path.to_path_buf()))
+    }
+}
+
+impl Database {
+    /// Whether several hosts can share it (and so need one pseudonym key between them).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+
+    fn connect_options(&self) -> Result<AnyConnectOptions, DatabaseError> {
+        let url = match self {
+            Database::Sqlite(path) => format!("sqlite://{}?mode=rwc", path.display()),
+            Database::Postgres(url) => url.clone(),
+        };
+        AnyConnectOptions::from_str(&url)
+            .map_err(|e| DatabaseError(format!("audit database {self}: {e}")))
+    }
+}
+
+/// Opens a pool of at most `max_connections` to `db` (creating an SQLite file and its
+/// directory, mode 0700, when missing) and brings the schema up to date. Fails rather than
+/// waits longer than `timeout` for the server.
+pub async fn connect(
+    db: &Database,
+    max_connections: u32,
+    timeout: Duration,
+) -> Result<AnyPool, DatabaseError> {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+    if let Database::Sqlite(path) = db {
+        if let Some(dir) = path.parent() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    DatabaseError(format!("audit database directory {}: {e}", dir.display()))
+                })?;
+        }
+    }
+    let sqlite = matches!(db, Database::Sqlite(_));
+    let pool = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    // WAL: readers (the supervisor page) never wait for the writer; the busy
+                    // timeout lets several processes (each `identify`) write one file; FULL:
+                    // a committed record survives a power cut.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA busy_timeout = 10000",
+                        "PRAGMA foreign_keys = ON",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .acquire_timeout(timeout)
+        .connect_with(db.connect_options()?)
+        .await
+        .map_err(|e| DatabaseError(format!("audit database {db}: {e}")))?;
+    MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|e| DatabaseError(format!("audit database {db}: migration: {e}")))?;
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_settings_are_parsed_and_passwords_never_shown() {
+        let pg: Database = "postgres://audit:s3cret@db.example:5432/bankid"
+            .parse()
+            .unwrap();
+        assert!(pg.is_shared());
+        assert_eq!(
+            pg.to_string(),
+            "postgres://audit:***@db.example:5432/bankid"
+        );
+        assert!(!format!("{pg:?}").contains("s3cret"));
+        assert_eq!(
+            "/var/lib/bankid/audit.db".parse::<Database>().unwrap(),
+            Database::Sqlite("/var/lib/bankid/audit.db".into())
+        );
+        assert_eq!(
+            "sqlite:///var/lib/bankid/audit.db"
+                .parse::<Database>()
+                .unwrap(),
+            Database::Sqlite("/var/lib/bankid/audit.db".into())
+        );
+        let e = "mysql://u:pw@h/db".parse::<Database>().unwrap_err();
+        assert!(
+            e.0.contains("mysql://u:***@h/db") && !e.0.contains("pw@"),
+            "{e}"
+        );
+        assert!("audit.db"
+            .parse::<Database>()
+            .unwrap_err()
+            .0
+            .contains("absolute"));
+    }
+
+    #[test]
+    fn a_new_sqlite_file_gets_the_schema_and_a_second_connect_changes_nothing() {
+        let dir = std::env::temp_dir().join(format!("bankid-audit-db-{}", std::process::id()));
+        let db = Database::Sqlite(dir.join("sub/audit.db"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pool = connect(&db, 1, Duration::from_secs(5)).await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_orders")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(n, 0);
+            pool.close().await;
+            let pool = connect(&db, 1, Duration::from_secs(5)).await.unwrap();
+            let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(applied as usize, MIGRATOR.iter().count());
+            pool.close().await;
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
