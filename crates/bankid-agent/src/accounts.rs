@@ -1,10 +1,19 @@
-//! Agent accounts: a TOML file of names and argon2 password hashes.
+//! Agent accounts: a TOML file of names, argon2 password hashes and roles.
 //!
 //! ```toml
 //! [[agent]]
 //! name = "anna"
 //! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"
+//!
+//! [[agent]]
+//! name = "sara"
+//! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"
+//! role = "supervisor"
 //! ```
+//!
+//! An entry without `role` is an agent, so files written before roles existed keep working
+//! and nobody gains a right by omission. Supervisors may also use the agent page; the
+//! supervisor view (records, charts, evidence) is theirs alone.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -29,12 +38,54 @@ struct AccountsFile {
 struct Entry {
     name: String,
     password_hash: String,
+    /// Absent: an agent.
+    #[serde(default, skip_serializing_if = "Role::is_agent")]
+    role: Role,
+}
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Identifies callers on the agent page.
+    #[default]
+    Agent,
+    /// Also sees the supervisor view: every record, the charts, the evidence.
+    Supervisor,
+}
+
+impl Role {
+    /// `agent` or `supervisor`, as in the accounts file, the session table and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+        }
+    }
+
+    /// The inverse of [`Role::as_str`].
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Agent, Role::Supervisor]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
+    fn is_agent(&self) -> bool {
+        *self == Role::Agent
+    }
+}
+
+/// One account as held in memory: the hash to verify and the role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Account {
+    password_hash: String,
+    role: Role,
 }
 
 /// The agents who may log in.
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    by_name: HashMap<String, String>,
+    by_name: HashMap<String, Account>,
     /// Verified against when the name is unknown, so that both cases cost the same.
     dummy_hash: String,
 }
@@ -88,8 +139,12 @@ impl Accounts {
                     "password_hash is not a PHC hash string (make one with `bankid-agent add-agent NAME`)",
                 ));
             }
+            let account = Account {
+                password_hash: e.password_hash.clone(),
+                role: e.role,
+            };
             if by_name
-                .insert(e.name.to_ascii_lowercase(), e.password_hash.clone())
+                .insert(e.name.to_ascii_lowercase(), account)
                 .is_some()
             {
                 return Err(bad("the name appears twice"));
@@ -114,7 +169,7 @@ impl Accounts {
             return Ok((Accounts::load(path)?, None));
         }
         let password = generate_password();
-        add_agent(path, "agent", &password)?;
+        add_agent(path, "agent", &password, Role::Agent)?;
         Ok((
             Accounts::load(path)?,
             Some(FirstAccount {
@@ -124,12 +179,24 @@ impl Accounts {
         ))
     }
 
-    /// Accounts from (name, password) pairs, for tests and embedding.
+    /// Agents from (name, password) pairs, for tests and embedding.
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Accounts {
+        let with_roles: Vec<_> = pairs.iter().map(|(n, p)| (*n, *p, Role::Agent)).collect();
+        Accounts::from_entries(&with_roles)
+    }
+
+    /// Accounts from (name, password, role), for tests and embedding.
+    pub fn from_entries(entries: &[(&str, &str, Role)]) -> Accounts {
         Accounts {
-            by_name: pairs
+            by_name: entries
                 .iter()
-                .map(|(n, p)| (n.to_ascii_lowercase(), hash_password(p)))
+                .map(|(n, p, role)| {
+                    let account = Account {
+                        password_hash: hash_password(p),
+                        role: *role,
+                    };
+                    (n.to_ascii_lowercase(), account)
+                })
                 .collect(),
             dummy_hash: hash_password(&generate_password()),
         }
@@ -141,7 +208,7 @@ impl Accounts {
     pub fn verify(&self, name: &str, password: &str) -> Option<String> {
         let key = name.trim().to_ascii_lowercase();
         let (hash, known) = match self.by_name.get(&key) {
-            Some(h) => (h.as_str(), true),
+            Some(a) => (a.password_hash.as_str(), true),
             None => (self.dummy_hash.as_str(), false),
         };
         let parsed = PasswordHash::new(hash).ok()?;
@@ -151,12 +218,27 @@ impl Accounts {
         (ok && known).then_some(key)
     }
 
+    /// The role of the agent of this (canonical, lower-case) name, if there is one.
+    pub fn role(&self, name: &str) -> Option<Role> {
+        self.by_name.get(name).map(|a| a.role)
+    }
+
     /// Whether the agent of this (canonical, lower-case) name exists here with the same
-    /// password hash as in `other` (not removed, password not reset).
+    /// password hash and role as in `other` (not removed, password not reset, role unchanged).
     pub fn same_entry(&self, name: &str, other: &Accounts) -> bool {
         self.by_name
             .get(name)
-            .is_some_and(|h| other.by_name.get(name) == Some(h))
+            .is_some_and(|a| other.by_name.get(name) == Some(a))
+    }
+
+    /// Whether an agent of this (canonical, lower-case) name is in the file.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Every (canonical, lower-case) name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
     }
 
     /// How many agents there are.
@@ -170,9 +252,11 @@ impl Accounts {
     }
 }
 
-/// Adds an agent to the accounts file (creating it, readable by its owner only), or replaces
-/// the password of an existing one.
-pub fn add_agent(path: &Path, name: &str, password: &str) -> Result<(), StartupError> {
+/// Adds an account to the accounts file (creating it, readable by its owner only), or replaces
+/// the password of an existing one. The role is set to `role` either way: resetting a
+/// supervisor's password without `--supervisor` makes them an agent (no right is kept by
+/// accident).
+pub fn add_agent(path: &Path, name: &str, password: &str, role: Role) -> Result<(), StartupError> {
     if !valid_name(name) {
         return Err(StartupError::AgentName(name.to_string()));
     }
@@ -187,15 +271,19 @@ pub fn add_agent(path: &Path, name: &str, password: &str) -> Result<(), StartupE
         .iter_mut()
         .find(|e| e.name.eq_ignore_ascii_case(name))
     {
-        Some(e) => e.password_hash = hash,
+        Some(e) => {
+            e.password_hash = hash;
+            e.role = role;
+        }
         None => file.agent.push(Entry {
             name: name.to_string(),
             password_hash: hash,
+            role,
         }),
     }
     let body = toml::to_string(&file).map_err(|e| StartupError::accounts(path, e.to_string()))?;
     let text = format!(
-        "# bankid-agent accounts: argon2id password hashes. Add or reset one with\n# `bankid-agent add-agent NAME`.\n\n{body}"
+        "# bankid-agent accounts: argon2id password hashes; role = \"supervisor\" for the\n# supervisor view (none: an agent). Add or reset one with `bankid-agent add-agent NAME`\n# (`--supervisor NAME` for a supervisor).\n\n{body}"
     );
     write_private(path, &text).map_err(|e| StartupError::io(path, e))
 }
@@ -254,10 +342,56 @@ mod tests {
         }
         let (_, again) = Accounts::load_or_create(&path).unwrap();
         assert!(again.is_none());
-        add_agent(&path, "bertil", "hemligt-lösen").unwrap();
+        add_agent(&path, "bertil", "hemligt-lösen", Role::Agent).unwrap();
         let acc = Accounts::load(&path).unwrap();
         assert_eq!(acc.len(), 2);
         assert!(acc.verify("bertil", "hemligt-lösen").is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn roles_are_kept_in_the_file_and_an_entry_without_one_is_an_agent() {
+        let dir = std::env::temp_dir().join(format!("agent-acc-roles-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agents.toml");
+        // A file from before roles: no role key at all.
+        let h = hash_password("x");
+        std::fs::write(
+            &path,
+            format!("[[agent]]\nname = \"anna\"\npassword_hash = \"{h}\"\n"),
+        )
+        .unwrap();
+        let before = Accounts::load(&path).unwrap();
+        assert_eq!(before.role("anna"), Some(Role::Agent));
+        add_agent(&path, "Sara", "s", Role::Supervisor).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("role = \"supervisor\""), "{text}");
+        assert_eq!(
+            text.matches("\nrole =").count(),
+            1,
+            "agents get no role line: {text}"
+        );
+        let after = Accounts::load(&path).unwrap();
+        assert_eq!(after.role("sara"), Some(Role::Supervisor));
+        assert_eq!(after.role("anna"), Some(Role::Agent));
+        assert_eq!(after.role("nobody"), None);
+        assert!(after.same_entry("anna", &before));
+        // Resetting without --supervisor makes an agent, and a changed role is another entry.
+        add_agent(&path, "sara", "t", Role::Agent).unwrap();
+        let demoted = Accounts::load(&path).unwrap();
+        assert_eq!(demoted.role("sara"), Some(Role::Agent));
+        assert!(!demoted.same_entry("sara", &after));
+        std::fs::write(
+            &path,
+            format!("[[agent]]\nname = \"a\"\npassword_hash = \"{h}\"\nrole = \"admin\"\n"),
+        )
+        .unwrap();
+        let err = Accounts::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown variant") && err.contains("supervisor"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

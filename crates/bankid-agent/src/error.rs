@@ -59,6 +59,14 @@ pub enum ApiError {
     NoSuchOrder,
     /// No such page.
     NotFound,
+    /// Logged in, but not as a supervisor: the supervisor view is not for agents.
+    Forbidden,
+    /// No record with this id (supervisor view).
+    NoSuchRecord,
+    /// Records are off on this server (`audit_database = "off"`): there is nothing to show.
+    RecordsOff,
+    /// The database holding sessions, counters and records did not answer; nothing was done.
+    StoreUnavailable,
     /// Something on this side failed; the message says what the agent tried.
     Internal(&'static str),
 }
@@ -70,7 +78,7 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::CrossOrigin | ApiError::Csrf => StatusCode::FORBIDDEN,
+            ApiError::CrossOrigin | ApiError::Csrf | ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MalformedJson(_)
             | ApiError::BadRequest(_)
@@ -79,8 +87,12 @@ impl ApiError {
             ApiError::TooManyLogins { .. }
             | ApiError::TooManyIdentifications { .. }
             | ApiError::Refused(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NoSuchOrder | ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Busy | ApiError::RecordsOff | ApiError::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::NoSuchOrder | ApiError::NotFound | ApiError::NoSuchRecord => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,6 +114,10 @@ impl ApiError {
             ApiError::Busy => "busy",
             ApiError::NoSuchOrder => "no_such_order",
             ApiError::NotFound => "not_found",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NoSuchRecord => "no_such_record",
+            ApiError::RecordsOff => "records_off",
+            ApiError::StoreUnavailable => "store_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -135,6 +151,14 @@ impl ApiError {
             ApiError::Busy => "too many identifications in progress; try again shortly".into(),
             ApiError::NoSuchOrder => "no such order".into(),
             ApiError::NotFound => "no such page".into(),
+            ApiError::Forbidden => "only supervisors may see this".into(),
+            ApiError::NoSuchRecord => "no such record".into(),
+            ApiError::RecordsOff => {
+                "records are off on this server (audit_database = \"off\")".into()
+            }
+            ApiError::StoreUnavailable => {
+                "the database is not answering; nothing was done, try again shortly".into()
+            }
         }
     }
 
@@ -167,6 +191,15 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
+    }
+}
+
+/// The database failed: logged here with sqlx's words; the client learns only that nothing
+/// was done.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        log::error!("database: {e}");
+        ApiError::StoreUnavailable
     }
 }
 
@@ -237,6 +270,9 @@ pub enum StartupError {
     Backend(String),
     /// The order engine did not start.
     Engine(bankid::order::Error),
+    /// The audit database (sessions, counters, records) cannot be used; names it, never its
+    /// password.
+    Database(String),
     /// Signals, the runtime, or the listening socket.
     Os {
         /// What was being set up, e.g. `listen on 0.0.0.0:8080`.
@@ -247,7 +283,7 @@ pub enum StartupError {
 }
 
 impl StartupError {
-    pub(crate) fn io(path: &Path, error: std::io::Error) -> StartupError {
+    pub fn io(path: &Path, error: std::io::Error) -> StartupError {
         StartupError::Io {
             path: path.to_path_buf(),
             error,
@@ -287,6 +323,7 @@ impl fmt::Display for StartupError {
             StartupError::Tls { path, problem } => write!(f, "{}: {problem}", path.display()),
             StartupError::Backend(e) => f.write_str(e),
             StartupError::Engine(e) => write!(f, "{e}"),
+            StartupError::Database(e) => f.write_str(e),
             StartupError::Os { what, error } => write!(f, "{what}: {error}"),
         }
     }
@@ -369,6 +406,10 @@ mod tests {
             (ApiError::Busy, 503, "busy"),
             (ApiError::NoSuchOrder, 404, "no_such_order"),
             (ApiError::NotFound, 404, "not_found"),
+            (ApiError::Forbidden, 403, "forbidden"),
+            (ApiError::NoSuchRecord, 404, "no_such_record"),
+            (ApiError::RecordsOff, 503, "records_off"),
+            (ApiError::StoreUnavailable, 503, "store_unavailable"),
             (ApiError::Internal("login failed"), 500, "internal"),
         ] {
             assert_eq!(e.status().as_u16(), status, "{e:?}");

@@ -4,6 +4,12 @@
 //! One small single-page app (HTML, JS and CSS served from this binary, nothing from elsewhere)
 //! and a JSON API behind agent logins. The personal number travels only in a POST body; order
 //! ids in URLs are random and belong to the agent who started them.
+//!
+//! Supervisors (a role in the accounts file) also get the supervisor view: every identification
+//! on record from every entry point, filtered, looked up by personal number, exported, with its
+//! evidence and charts of how identification goes. With an audit database the page keeps its
+//! sessions, login counters and the agents' actions there too, so a restart logs nobody out
+//! and instances sharing a PostgreSQL database behave as one.
 
 /// Who may log in: the accounts file and its argon2 hashes.
 pub mod accounts;
@@ -21,14 +27,19 @@ mod orders;
 pub mod proxy;
 /// Putting the router on a socket (HTTP, or HTTPS with our accept loop) and housekeeping.
 mod serve;
-/// Sessions, cookies, CSRF and the `Agent` extractor, so no handler checks a login by hand.
+/// Sessions, cookies, CSRF and the `Agent` and `Supervisor` extractors, so no handler checks a
+/// login or a role by hand.
 pub mod session;
+/// The page's share of the audit database: sessions, counters, agent actions.
+pub mod store;
+/// The supervisor view: records, lookup, evidence, charts, CSV.
+mod supervisor;
 /// What the agent reads: order texts and the simulator banner's test persons.
 pub mod texts;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,8 +50,11 @@ use base64::Engine as _;
 
 use accounts::Accounts;
 use error::ApiError;
-use limits::{Limit, RateLimiter};
+use limits::{Limit, Limiter};
 use proxy::{BasePath, Cidr};
+use store::events::Events;
+use store::sessions::SessionStore;
+use store::AgentDb;
 
 pub use serve::{serve, spawn_housekeeping, tls_config};
 pub use session::COOKIE;
@@ -94,6 +108,10 @@ pub struct Options {
     /// Origins (`https://host[:port]`) allowed to frame the page (default: none, and
     /// `X-Frame-Options: DENY`).
     pub frame_ancestors: Vec<String>,
+    /// The audit database: sessions, login counters and agent actions are kept there, and the
+    /// supervisor view reads the records from it. `None` (records off): sessions and counters
+    /// in memory, no actions recorded, and the supervisor view says records are off.
+    pub database: Option<AgentDb>,
 }
 
 impl Options {
@@ -122,36 +140,57 @@ impl Options {
             base_path: BasePath::root(),
             trusted_proxies: Vec::new(),
             frame_ancestors: Vec::new(),
+            database: None,
         }
     }
 }
+
+/// How often the database's expired sessions and counters are swept (the in-memory ones are
+/// swept at every housekeeping tick).
+const SHARED_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// The server's state.
 pub struct App {
     opts: Options,
     /// Who may log in now: `opts.accounts` at first, replaced by [`App::replace_accounts`].
     accounts: RwLock<Arc<Accounts>>,
-    sessions: session::Sessions,
+    sessions: SessionStore,
     orders: Mutex<HashMap<String, orders::AgentOrder>>,
-    login_failures: RateLimiter,
-    login_failures_by_address: RateLimiter,
-    identifications: RateLimiter,
+    login_failures: Limiter,
+    login_failures_by_address: Limiter,
+    identifications: Limiter,
+    events: Events,
     metrics: health::AgentMetrics,
+    /// When the database's expired rows were last swept.
+    last_shared_prune: Mutex<Option<Instant>>,
 }
 
 impl App {
     /// The state for a server with these options.
     pub fn new(opts: Options) -> Arc<App> {
+        let db = opts.database.as_ref();
         Arc::new(App {
             accounts: RwLock::new(Arc::new(opts.accounts.clone())),
-            login_failures: RateLimiter::new(opts.login_limit),
-            login_failures_by_address: RateLimiter::new(opts.login_address_limit),
-            identifications: RateLimiter::new(opts.identify_limit),
+            login_failures: Limiter::new("login-name", opts.login_limit, db),
+            login_failures_by_address: Limiter::new("login-address", opts.login_address_limit, db),
+            identifications: Limiter::new("identify", opts.identify_limit, db),
+            sessions: SessionStore::new(opts.session_idle, db.cloned()),
+            events: Events::new(db.cloned()),
             opts,
-            sessions: session::Sessions::default(),
             orders: Mutex::new(HashMap::new()),
             metrics: health::AgentMetrics::default(),
+            last_shared_prune: Mutex::new(None),
         })
+    }
+
+    /// The audit database, if records are on.
+    pub fn database(&self) -> Option<&AgentDb> {
+        self.opts.database.as_ref()
+    }
+
+    /// Whether sessions and counters are shared through the database.
+    pub fn shares_sessions(&self) -> bool {
+        self.sessions.is_shared()
     }
 
     /// The engine (for reloads, tests and shutdown).
@@ -168,24 +207,37 @@ impl App {
     }
 
     /// Takes a re-read accounts file into use: new agents can log in at once; the sessions of
-    /// agents removed from the file, or whose password was reset (`add-agent` on an existing
-    /// name, e.g. after a compromise), end with their pending identifications cancelled, as at
-    /// a logout. Everybody else stays logged in.
-    pub fn replace_accounts(&self, accounts: Accounts) {
+    /// agents removed from the file, whose password was reset (`add-agent` on an existing
+    /// name, e.g. after a compromise) or whose role changed, end with their pending
+    /// identifications cancelled, as at a logout. Everybody else stays logged in. With shared
+    /// sessions this ends them on every instance (which should all read the same file).
+    pub async fn replace_accounts(&self, accounts: Accounts) {
         let accounts = Arc::new(accounts);
-        let ended = {
+        let changed: Vec<String> = {
             let mut current = self.accounts.write().unwrap_or_else(|e| e.into_inner());
             let before = std::mem::replace(&mut *current, accounts.clone());
-            self.sessions
-                .end_unless(|agent| accounts.same_entry(agent, &before))
+            before
+                .names()
+                .filter(|name| !accounts.same_entry(name, &before))
+                .map(str::to_string)
+                .collect()
         };
-        let agents = accounts.len();
-        for agent in &ended {
+        let ended = match self.sessions.end_all_of(&changed).await {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!(
+                    "accounts reloaded, but the sessions of {} changed or removed agent(s) could                      not be ended: {e}",
+                    changed.len()
+                );
+                0
+            }
+        };
+        for agent in &changed {
             orders::cancel_pending_of(self, agent);
         }
         log::info!(
-            "accounts reloaded: {agents} agent(s); {} session(s) of removed agents ended",
-            ended.len()
+            "accounts reloaded: {} agent(s); {ended} session(s) of removed or changed agents ended",
+            accounts.len()
         );
     }
 
@@ -195,13 +247,26 @@ impl App {
     }
 
     /// Ends idle sessions, records when orders ended, forgets old final orders and stale
-    /// rate-limit entries. Called every 250 ms by [`spawn_housekeeping`].
-    pub fn housekeeping(&self) {
-        self.sessions.prune(self.opts.session_idle);
+    /// rate-limit entries. Called every 250 ms by [`spawn_housekeeping`]; the database's rows
+    /// are swept every [`SHARED_PRUNE_EVERY`] only.
+    pub async fn housekeeping(&self) {
         orders::housekeeping(self);
-        self.login_failures.prune();
-        self.login_failures_by_address.prune();
-        self.identifications.prune();
+        if self.sessions.is_shared() {
+            let mut last = lock(&self.last_shared_prune);
+            if last.is_some_and(|t| t.elapsed() < SHARED_PRUNE_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let swept = [
+            self.sessions.prune().await,
+            self.login_failures.prune().await,
+            self.login_failures_by_address.prune().await,
+            self.identifications.prune().await,
+        ];
+        for e in swept.into_iter().filter_map(Result::err) {
+            log::warn!("sweeping expired sessions and counters: {e}");
+        }
     }
 }
 
@@ -271,6 +336,7 @@ fn page() -> Router<Arc<App>> {
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .merge(session::router())
         .merge(orders::router())
+        .merge(supervisor::router())
         .merge(health::router())
 }
 

@@ -1,10 +1,17 @@
-//! Per-agent rate limits: at most `max` events per sliding window of `per`.
+//! Rate limits: at most `max` events per window of `per` — failed logins per agent name and
+//! per client address, identifications per agent.
+//!
+//! [`Limiter`] is what the page uses: in memory ([`RateLimiter`], a sliding window) when
+//! records are off, else counters in the database that every instance shares
+//! (`crate::store::limits`, a fixed window).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::StartupError;
+use crate::store::limits::SharedCounter;
+use crate::store::{AgentDb, StoreError};
 
 /// A limit: `max` events per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +114,74 @@ impl RateLimiter {
     /// Keys held (for tests of pruning).
     pub fn keys(&self) -> usize {
         self.lock().len()
+    }
+}
+
+/// A limit kept in memory or in the shared database.
+pub(crate) enum Limiter {
+    /// This process only.
+    Memory(RateLimiter),
+    /// `agent_rate_limits`.
+    Shared(SharedCounter),
+}
+
+impl Limiter {
+    /// `limit` for counters of `kind` (the bucket prefix in the database), in `db` or in
+    /// memory.
+    pub(crate) fn new(kind: &'static str, limit: Limit, db: Option<&AgentDb>) -> Limiter {
+        match db {
+            Some(db) => Limiter::Shared(SharedCounter::new(db.clone(), kind, limit)),
+            None => Limiter::Memory(RateLimiter::new(limit)),
+        }
+    }
+
+    /// `Some(wait)` when `key` has used up its window; nothing is recorded.
+    pub(crate) async fn check(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+        match self {
+            Limiter::Memory(r) => Ok(r.check(key).err()),
+            Limiter::Shared(c) => c.check(key).await,
+        }
+    }
+
+    /// Records one event for `key`.
+    pub(crate) async fn record(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Limiter::Memory(r) => {
+                r.record(key);
+                Ok(())
+            }
+            Limiter::Shared(c) => c.record(key).await,
+        }
+    }
+
+    /// One event for `key` if allowed (`None`), else how long to wait.
+    pub(crate) async fn take(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+        match self {
+            Limiter::Memory(r) => Ok(r.take(key).err()),
+            Limiter::Shared(c) => c.take(key).await,
+        }
+    }
+
+    /// Forgets `key`.
+    pub(crate) async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Limiter::Memory(r) => {
+                r.clear(key);
+                Ok(())
+            }
+            Limiter::Shared(c) => c.clear(key).await,
+        }
+    }
+
+    /// Drops entries whose events have all left the window.
+    pub(crate) async fn prune(&self) -> Result<(), StoreError> {
+        match self {
+            Limiter::Memory(r) => {
+                r.prune();
+                Ok(())
+            }
+            Limiter::Shared(c) => c.prune().await,
+        }
     }
 }
 

@@ -3,26 +3,32 @@
 //! ```text
 //! bankid-agent [--listen ADDR] [--accounts FILE] [--config BANKID_TOML] [--tls-cert PEM --tls-key PEM]
 //!              [--base-path /bankid] [--trust-proxy ADDR/PREFIX]... [--frame-ancestors ORIGIN]...
-//! bankid-agent add-agent NAME [--accounts FILE]
+//! bankid-agent add-agent [--supervisor] NAME [--accounts FILE]
 //! ```
 //! With no BankID configured (no `--config`, no `BANKID_*` variables) it runs against an
 //! embedded simulator and says so on the page — by default only while it listens on a loopback
 //! address; on any other address only with `--simulator` (or `BANKID_SIMULATOR=1`).
 //!
+//! Sessions, login counters and agent actions go to the audit database of the BankID
+//! configuration (`audit_database`); with the embedded simulator to `audit-sim.db` beside the
+//! accounts file, so simulated records never mix with real ones and a restart keeps the login.
+//!
 //! Exit status: 0 after SIGTERM/SIGINT (pending identifications cancelled first), 2 when it
 //! cannot start or fails while serving.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bankid::audit::{AuditSettings, Database};
 use bankid::config::Endpoint;
 use bankid::order::Engine;
-use bankid_agent::accounts::{self, Accounts};
+use bankid_agent::accounts::{self, Accounts, Role};
 use bankid_agent::error::StartupError;
 use bankid_agent::limits::Limit;
 use bankid_agent::proxy::{parse_frame_ancestor, BasePath, Cidr};
+use bankid_agent::store::AgentDb;
 use bankid_agent::{App, Options};
 use bankid_backend::{Backend, BackendError, SimulatorPolicy};
 use clap::{Parser, Subcommand};
@@ -94,10 +100,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Adds an agent (or gives an existing one a new password) and prints the generated password.
+    /// Adds an agent (or gives an existing one a new password and the role asked for) and
+    /// prints the generated password.
     AddAgent {
         /// The agent's user name.
         name: String,
+        /// A supervisor: also sees the supervisor view (records, charts, evidence).
+        #[arg(long)]
+        supervisor: bool,
     },
 }
 
@@ -116,11 +126,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), StartupError> {
-    if let Some(Command::AddAgent { name }) = &cli.command {
+    if let Some(Command::AddAgent { name, supervisor }) = &cli.command {
+        let role = if *supervisor {
+            Role::Supervisor
+        } else {
+            Role::Agent
+        };
         let password = accounts::generate_password();
-        accounts::add_agent(&cli.accounts, name, &password)?;
+        accounts::add_agent(&cli.accounts, name, &password, role)?;
         println!(
-            "agent {name:?} in {}: password {password}",
+            "{} {name:?} in {}: password {password}",
+            role.as_str(),
             cli.accounts.display()
         );
         return Ok(());
@@ -164,7 +180,12 @@ fn run(cli: Cli) -> Result<(), StartupError> {
         Endpoint::Production => "BankID".to_string(),
         Endpoint::Custom { url, .. } => url.clone(),
     };
-    let engine = Engine::new(backend.config.clone())?;
+    let mut config = backend.config.clone();
+    if backend.is_simulated() {
+        simulated_records(&mut config.audit, &cli.accounts)?;
+    }
+    let database = config.audit.database.clone();
+    let engine = Engine::new(config)?;
     let tls = match (&cli.tls_cert, &cli.tls_key) {
         (Some(c), Some(k)) => Some(bankid_agent::tls_config(c, k)?),
         _ => None,
@@ -180,6 +201,10 @@ fn run(cli: Cli) -> Result<(), StartupError> {
     opts.frame_ancestors = cli.frame_ancestors.clone();
     opts.identify_limit = cli.identify_limit;
     opts.session_idle = Duration::from_secs(cli.session_idle_min.max(1) * 60);
+    opts.database = match &database {
+        Some(db) => Some(rt.block_on(AgentDb::connect(db))?),
+        None => None,
+    };
     let app = App::new(opts);
 
     rt.block_on(async {
@@ -206,6 +231,12 @@ fn run(cli: Cli) -> Result<(), StartupError> {
                 cli.accounts.display()
             ),
         }
+        match &database {
+            Some(db) => println!("records, sessions and agent actions: {db}"),
+            None => println!(
+                "records: off (audit_database = \"off\"): sessions in memory, no supervisor records"
+            ),
+        }
         let scheme = if tls.is_some() { "https" } else { "http" };
         for proxy in &cli.trust_proxy {
             println!("trusting X-Forwarded-For/-Proto from {proxy}");
@@ -223,7 +254,7 @@ fn run(cli: Cli) -> Result<(), StartupError> {
                         println!("stopping: cancelling pending identifications");
                         return Ok(());
                     }
-                    Signal::Reload => reload(&cli, &backend, &app),
+                    Signal::Reload => reload(&cli, &backend, &app).await,
                 },
             }
         }
@@ -239,12 +270,25 @@ fn run(cli: Cli) -> Result<(), StartupError> {
 /// identifications use them at once; identifications in progress finish on the configuration
 /// they started with, and nobody is logged out (but agents removed from the file). What cannot
 /// be read is logged, and what runs stays.
-fn reload(cli: &Cli, backend: &Backend, app: &App) {
+async fn reload(cli: &Cli, backend: &Backend, app: &App) {
     match Accounts::load(&cli.accounts) {
-        Ok(accounts) => app.replace_accounts(accounts),
+        Ok(accounts) => app.replace_accounts(accounts).await,
         Err(e) => log::error!("SIGHUP: accounts not reloaded, the running ones stay: {e}"),
     }
     backend.reload_into(app.engine());
+}
+
+/// The embedded simulator's records, key and spool: beside the accounts file (`audit-sim.db`,
+/// `audit-sim.key`, `audit-sim-spool/`), never in a real state directory — simulated
+/// identifications are not real ones — and not in the simulator's own directory either, which
+/// goes with the process: a restart keeps the agents' sessions and the records.
+fn simulated_records(audit: &mut AuditSettings, accounts: &Path) -> Result<(), StartupError> {
+    let accounts = std::path::absolute(accounts).map_err(|e| StartupError::io(accounts, e))?;
+    let dir = accounts.parent().unwrap_or(Path::new("/"));
+    audit.database = Some(Database::Sqlite(dir.join("audit-sim.db")));
+    audit.key_file = dir.join("audit-sim.key");
+    audit.spool_dir = dir.join("audit-sim-spool");
+    Ok(())
 }
 
 /// What a signal asks for.

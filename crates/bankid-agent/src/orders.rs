@@ -1,6 +1,9 @@
 //! The identifications an agent starts: `POST /api/identify`, `GET /api/orders/{id}`,
 //! `POST /api/orders/{id}/cancel`, and the order JSON the page polls. Order ids in URLs are
 //! random, belong to the agent who started them, and map to the engine's handles only here.
+//!
+//! Each order names its agent to the engine (`CallContext`, channel `agent`), so the engine's
+//! record says who identified the caller; starting and cancelling are agent events too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bankid::audit::{CallContext, Channel};
 use bankid::order::{Mode, OrderId, OrderView, StartOptions, State as OrderState};
 use bankid::personnummer::Personnummer;
 use bankid::rp::CallInitiator;
@@ -21,6 +25,7 @@ use crate::body::ApiJson;
 use crate::error::{ApiError, ApiResult};
 use crate::proxy::Client;
 use crate::session::Agent;
+use crate::store::events::{Action, AgentEvent};
 use crate::{lock, now_ms, random_token, texts, App};
 
 /// An order as the agent page knows it.
@@ -172,7 +177,7 @@ async fn identify(
             "userVisibleData is at most 1000 characters, without control characters",
         ));
     }
-    if let Err(retry_after) = app.identifications.take(&a.name) {
+    if let Some(retry_after) = app.identifications.take(&a.name).await? {
         log::warn!(
             "agent {} from {}: identification refused, rate limit",
             a.name,
@@ -185,6 +190,11 @@ async fn identify(
         mode,
         call_initiator: Some(call_initiator),
         user_visible_data: text,
+        context: CallContext {
+            channel: Channel::Agent,
+            agent: Some(a.name.clone()),
+            call_id: None,
+        },
         ..Default::default()
     };
     if req.require_pin_code {
@@ -194,6 +204,14 @@ async fn identify(
         options = options.require_id_document();
     }
     let engine_id = app.opts.engine.start(&pnr, options)?;
+    // No identification runs without its event: if it cannot be written, the order is
+    // cancelled at once and the agent told to try again.
+    let started = AgentEvent::new(&a.name, Action::IdentifyStarted, &client.addr()).about(&pnr);
+    if let Err(e) = app.events.record(&started).await {
+        let _ = app.opts.engine.cancel(engine_id);
+        let _ = app.opts.engine.release(engine_id);
+        return Err(e.into());
+    }
     let id = random_token(18);
     log::info!(
         "order {} of agent {} from {} for {} started ({}, callInitiator {}, pinCode {}, ID document {})",
@@ -292,12 +310,38 @@ async fn get_order(
 
 async fn cancel_order(
     State(app): State<Arc<App>>,
+    client: Client,
     a: Agent,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let mut orders = lock(&app.orders);
-    let o = own_order(&mut orders, &id, &a)?;
-    let _ = app.opts.engine.cancel(o.engine_id);
-    log::info!("order {} of agent {}: cancel asked", short(&id), a.name);
-    Ok(Json(order_json(&app, &id, o)))
+    let (body, event) = {
+        let mut orders = lock(&app.orders);
+        let o = own_order(&mut orders, &id, &a)?;
+        let was_pending = matches!(app.opts.engine.state(o.engine_id), Ok(OrderState::Pending));
+        let _ = app.opts.engine.cancel(o.engine_id);
+        log::info!("order {} of agent {}: cancel asked", short(&id), a.name);
+        let order_ref = app
+            .opts
+            .engine
+            .poll(o.engine_id)
+            .ok()
+            .and_then(|v| v.order_ref);
+        let event = was_pending.then(|| {
+            AgentEvent::new(&a.name, Action::IdentifyCancelled, &client.addr())
+                .about_masked(&o.masked)
+                .on(order_ref)
+        });
+        (order_json(&app, &id, o), event)
+    };
+    // The cancel has happened: a failure to record it must not undo it, only be said.
+    if let Some(event) = event {
+        if let Err(e) = app.events.record(&event).await {
+            log::error!(
+                "recording the cancel of order {} of agent {}: {e}",
+                short(&id),
+                a.name
+            );
+        }
+    }
+    Ok(Json(body))
 }

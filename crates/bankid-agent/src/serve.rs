@@ -21,7 +21,7 @@ pub fn spawn_housekeeping(app: &Arc<App>) {
         loop {
             tick.tick().await;
             let Some(app) = weak.upgrade() else { break };
-            app.housekeeping();
+            app.housekeeping().await;
         }
     });
 }

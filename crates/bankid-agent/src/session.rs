@@ -1,13 +1,14 @@
 //! Who is asking: agent sessions behind an `HttpOnly; SameSite=Strict` cookie, the per-session
 //! CSRF token, the same-origin check, and the extractors that apply them — so a handler that
 //! takes an [`Agent`] cannot run for a request that is not logged in, cross-site or (for
-//! anything but GET) without the session's `X-CSRF-Token`.
+//! anything but GET) without the session's `X-CSRF-Token`, and one that takes a
+//! [`Supervisor`] not for an agent either (403). No handler checks a login or a role by hand.
 //!
-//! Also the routes that make and end sessions: `/api/session`, `/api/login`, `/api/logout`.
+//! Where sessions are kept (this process, or the shared database) is
+//! [`crate::store::sessions`]; this module is what HTTP sees of them. Also the routes that
+//! make and end sessions: `/api/session`, `/api/login`, `/api/logout`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
 use axum::http::request::Parts;
@@ -18,92 +19,15 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::accounts::Role;
 use crate::body::ApiJson;
 use crate::error::{ApiError, ApiResult};
 use crate::proxy::{BasePath, Client};
-use crate::{lock, orders, random_token, App};
+use crate::store::events::{Action, AgentEvent};
+use crate::{orders, App};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "bankid_agent_session";
-
-struct Session {
-    agent: String,
-    csrf: String,
-    last_seen: Instant,
-}
-
-/// The logged-in sessions, by cookie token.
-#[derive(Default)]
-pub(crate) struct Sessions {
-    by_token: Mutex<HashMap<String, Session>>,
-}
-
-impl Sessions {
-    /// A new session for `agent`: (cookie token, CSRF token).
-    pub(crate) fn start(&self, agent: &str) -> (String, String) {
-        let token = random_token(32);
-        let csrf = random_token(32);
-        lock(&self.by_token).insert(
-            token.clone(),
-            Session {
-                agent: agent.to_string(),
-                csrf: csrf.clone(),
-                last_seen: Instant::now(),
-            },
-        );
-        (token, csrf)
-    }
-
-    /// Ends the session `token` (nothing if there is none).
-    pub(crate) fn end(&self, token: &str) {
-        lock(&self.by_token).remove(token);
-    }
-
-    /// Whether `agent` has a session left (in another browser).
-    pub(crate) fn any_of(&self, agent: &str) -> bool {
-        lock(&self.by_token).values().any(|s| s.agent == agent)
-    }
-
-    /// The session `token`, refreshed; `None` if absent or idle longer than `idle`.
-    fn touch(&self, token: &str, idle: Duration) -> Option<Agent> {
-        let mut sessions = lock(&self.by_token);
-        let s = sessions.get_mut(token)?;
-        if s.last_seen.elapsed() > idle {
-            sessions.remove(token);
-            return None;
-        }
-        s.last_seen = Instant::now();
-        Some(Agent {
-            token: token.to_string(),
-            name: s.agent.clone(),
-            csrf: s.csrf.clone(),
-        })
-    }
-
-    /// Ends the sessions of agents `keep` says no longer exist (after the accounts file
-    /// changed); returns those agents.
-    pub(crate) fn end_unless(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
-        let mut ended = Vec::new();
-        lock(&self.by_token).retain(|_, s| {
-            let kept = keep(&s.agent);
-            if !kept {
-                ended.push(s.agent.clone());
-            }
-            kept
-        });
-        ended
-    }
-
-    /// Ends sessions idle longer than `idle`.
-    pub(crate) fn prune(&self, idle: Duration) {
-        lock(&self.by_token).retain(|_, s| s.last_seen.elapsed() <= idle);
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        lock(&self.by_token).len()
-    }
-}
 
 /// The session cookie for `token`, sent only to the page's own paths (`path`: the base path).
 fn cookie(token: &str, path: &BasePath, secure: bool) -> String {
@@ -181,24 +105,30 @@ impl FromRequestParts<Arc<App>> for SameOrigin {
     }
 }
 
-/// The logged-in agent of a request. Extracting it checks, for anything but GET, the origin
-/// and the CSRF token too.
+/// The logged-in agent (or supervisor) of a request. Extracting it checks, for anything but
+/// GET, the origin and the CSRF token too.
 #[derive(Debug, Clone)]
 pub struct Agent {
     token: String,
     /// The canonical (lower-case) agent name.
     pub name: String,
+    /// What the account may do, as it was when the session began (a changed role in the
+    /// accounts file ends the session at the reload).
+    pub role: Role,
     csrf: String,
 }
 
 impl Agent {
-    fn from_parts(parts: &Parts, app: &App) -> ApiResult<Agent> {
+    async fn from_parts(parts: &Parts, app: &App) -> ApiResult<Agent> {
         let state_changing = parts.method != Method::GET;
         if state_changing {
             check_origin(&parts.headers, https(app, &Client::of(parts, app)))?;
         }
-        let agent = session_token(&parts.headers)
-            .and_then(|t| app.sessions.touch(&t, app.opts.session_idle))
+        let token = session_token(&parts.headers).ok_or(ApiError::NotLoggedIn)?;
+        let info = app
+            .sessions
+            .touch(&token)
+            .await?
             .ok_or(ApiError::NotLoggedIn)?;
         if state_changing {
             let sent = parts
@@ -206,11 +136,16 @@ impl Agent {
                 .get("x-csrf-token")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            if !same(sent, &agent.csrf) {
+            if !same(sent, &info.csrf) {
                 return Err(ApiError::Csrf);
             }
         }
-        Ok(agent)
+        Ok(Agent {
+            token,
+            name: info.name,
+            role: info.role,
+            csrf: info.csrf,
+        })
     }
 }
 
@@ -218,7 +153,7 @@ impl FromRequestParts<Arc<App>> for Agent {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<Agent> {
-        Agent::from_parts(parts, app)
+        Agent::from_parts(parts, app).await
     }
 }
 
@@ -227,11 +162,34 @@ impl OptionalFromRequestParts<Arc<App>> for Agent {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<Option<Agent>> {
-        match Agent::from_parts(parts, app) {
+        match Agent::from_parts(parts, app).await {
             Ok(a) => Ok(Some(a)),
             Err(ApiError::NotLoggedIn) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The logged-in supervisor of a request: an [`Agent`] (with its origin and CSRF checks) whose
+/// role is [`Role::Supervisor`]. Not logged in: 401; logged in as an agent: 403.
+#[derive(Debug, Clone)]
+pub struct Supervisor(pub Agent);
+
+impl FromRequestParts<Arc<App>> for Supervisor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<Supervisor> {
+        let agent = Agent::from_parts(parts, app).await?;
+        if agent.role != Role::Supervisor {
+            log::warn!(
+                "agent {} asked for the supervisor view ({} {}): refused",
+                agent.name,
+                parts.method,
+                parts.uri.path()
+            );
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Supervisor(agent))
     }
 }
 
@@ -243,22 +201,43 @@ pub fn router() -> Router<Arc<App>> {
         .route("/api/logout", post(logout))
 }
 
-fn session_json(app: &App, agent: Option<(&str, &str)>) -> serde_json::Value {
+/// Who is logged in, as the page reads it.
+struct Shown<'a> {
+    name: &'a str,
+    role: Role,
+    csrf: &'a str,
+}
+
+fn session_json(app: &App, agent: Option<Shown<'_>>) -> serde_json::Value {
     json!({
         "loggedIn": agent.is_some(),
-        "agent": agent.map(|a| a.0),
-        "csrf": agent.map(|a| a.1),
+        "agent": agent.as_ref().map(|a| a.name),
+        "role": agent.as_ref().map(|a| a.role.as_str()),
+        "csrf": agent.as_ref().map(|a| a.csrf),
         "backend": app.opts.backend_label,
         "simulated": app.opts.simulated.is_some(),
         "testPersons": app.opts.simulated,
+        "records": app.opts.database.is_some(),
     })
 }
 
 async fn get_session(State(app): State<Arc<App>>, agent: Option<Agent>) -> Json<serde_json::Value> {
     Json(session_json(
         &app,
-        agent.as_ref().map(|a| (a.name.as_str(), a.csrf.as_str())),
+        agent.as_ref().map(|a| Shown {
+            name: &a.name,
+            role: a.role,
+            csrf: &a.csrf,
+        }),
     ))
+}
+
+/// A failed login, recorded; a failure to record it is logged (the login fails anyway).
+async fn failed_login(app: &App, name: &str, from: &str) {
+    let event = AgentEvent::new(name, Action::LoginFailed, from);
+    if let Err(e) = app.events.record(&event).await {
+        log::error!("recording the failed login for {name} from {from}: {e}");
+    }
 }
 
 #[derive(Deserialize)]
@@ -279,14 +258,16 @@ async fn login(
         return Err(ApiError::BadRequest("give a user name"));
     }
     let from = client.addr();
-    if let Err(retry_after) = app.login_failures.check(&key) {
+    if let Some(retry_after) = app.login_failures.check(&key).await? {
         log::warn!("login for {key} from {from}: refused, too many failed attempts for the name");
         app.metrics.login(crate::health::Login::Limited);
+        failed_login(&app, &key, &from).await;
         return Err(ApiError::TooManyLogins { retry_after });
     }
-    if let Err(retry_after) = app.login_failures_by_address.check(&from) {
+    if let Some(retry_after) = app.login_failures_by_address.check(&from).await? {
         log::warn!("login for {key} from {from}: refused, too many failed attempts from there");
         app.metrics.login(crate::health::Login::Limited);
+        failed_login(&app, &key, &from).await;
         return Err(ApiError::TooManyLogins { retry_after });
     }
     let accounts = app.accounts();
@@ -301,34 +282,48 @@ async fn login(
     // The accounts file may have been reloaded while the hash was checked: a removed agent or
     // a password reset in between must not get a session from the old entry.
     let verified = verified.filter(|name| app.accounts().same_entry(name, &accounts));
-    let Some(name) = verified else {
-        app.login_failures.record(&key);
-        app.login_failures_by_address.record(&from);
+    let role = verified.as_deref().and_then(|name| accounts.role(name));
+    let (Some(name), Some(role)) = (verified, role) else {
+        app.login_failures.record(&key).await?;
+        app.login_failures_by_address.record(&from).await?;
         app.metrics.login(crate::health::Login::Failed);
         log::warn!("login for {key} from {from}: wrong name or password");
+        failed_login(&app, &key, &from).await;
         return Err(ApiError::BadCredentials);
     };
     // The name's failures are forgiven, not the address's: one valid account must not reset
     // the count of a client trying others.
-    app.login_failures.clear(&key);
-    app.metrics.login(crate::health::Login::Ok);
+    app.login_failures.clear(&key).await?;
     // A fresh session id at every login (no fixation), and the old one, if any, ended.
     if let Some(old) = session_token(&headers) {
-        app.sessions.end(&old);
+        app.sessions.end(&old, None).await?;
     }
-    let (token, csrf) = app.sessions.start(&name);
-    log::info!("agent {name} logged in from {from}");
-    let mut resp = Json(session_json(&app, Some((&name, &csrf)))).into_response();
+    let login = AgentEvent::new(&name, Action::Login, &from);
+    let new = app.sessions.start(&name, role, &login).await?;
+    app.metrics.login(crate::health::Login::Ok);
+    log::info!("{} {name} logged in from {from}", role.as_str());
+    let shown = Shown {
+        name: &name,
+        role,
+        csrf: &new.csrf,
+    };
+    let mut resp = Json(session_json(&app, Some(shown))).into_response();
     let secure = https(&app, &client);
-    let cookie = HeaderValue::from_str(&cookie(&token, &app.opts.base_path, secure))
+    let cookie = HeaderValue::from_str(&cookie(&new.token, &app.opts.base_path, secure))
         .map_err(|_| ApiError::Internal("login failed"))?;
     resp.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(resp)
 }
 
 async fn logout(State(app): State<Arc<App>>, client: Client, agent: Agent) -> ApiResult<Response> {
-    app.sessions.end(&agent.token);
-    if !app.sessions.any_of(&agent.name) {
+    let event = AgentEvent::new(&agent.name, Action::Logout, &client.addr());
+    app.sessions.end(&agent.token, Some(&event)).await?;
+    // When in doubt (the database failed just now), nothing of the agent's keeps running.
+    let others = app.sessions.any_of(&agent.name).await.unwrap_or_else(|e| {
+        log::error!("database: {e}");
+        false
+    });
+    if !others {
         orders::cancel_pending_of(&app, &agent.name);
     }
     log::info!("agent {} logged out from {}", agent.name, client.addr());
@@ -347,6 +342,23 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt as _;
+
+    /// A session for `name` as a login makes it: (cookie token, CSRF token).
+    async fn session(app: &App, name: &str, role: Role) -> (String, String) {
+        let login = AgentEvent::new(name, Action::Login, "127.0.0.1");
+        let s = app.sessions.start(name, role, &login).await.unwrap();
+        (s.token, s.csrf)
+    }
+
+    /// A tiny router: GET and POST `/boss` answer the supervisor's name.
+    fn boss(app: &Arc<App>) -> Router {
+        async fn name(s: Supervisor) -> String {
+            s.0.name
+        }
+        Router::new()
+            .route("/boss", get(name).post(name))
+            .with_state(app.clone())
+    }
 
     /// A tiny router: GET and POST `/who` answer the agent's name.
     fn who(app: &Arc<App>) -> Router {
@@ -406,16 +418,58 @@ mod tests {
     #[tokio::test]
     async fn a_valid_session_is_the_agent_and_get_needs_no_csrf_token() {
         let app = app();
-        let (token, _) = app.sessions.start("anna");
+        let (token, _) = session(&app, "anna", Role::Agent).await;
         let (status, body) = answer(&app, request("GET", Some(&token), None)).await;
         assert_eq!((status.as_u16(), body.as_str()), (200, "anna"));
     }
 
     #[tokio::test]
+    async fn the_supervisor_extractor_answers_401_logged_out_403_to_agents_and_checks_csrf() {
+        let app = app();
+        let (agent, agent_csrf) = session(&app, "anna", Role::Agent).await;
+        let (sup, sup_csrf) = session(&app, "sara", Role::Supervisor).await;
+        let ask = |method: &str, cookie: Option<&str>, csrf: Option<&str>| {
+            let mut req = request(method, cookie, csrf);
+            *req.uri_mut() = "/boss".parse().unwrap();
+            req
+        };
+        let call = |req: Request<Body>| {
+            let app = app.clone();
+            async move {
+                let resp = boss(&app).oneshot(req).await.expect("infallible");
+                let status = resp.status().as_u16();
+                let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                (status, String::from_utf8_lossy(&bytes).into_owned())
+            }
+        };
+        let (status, body) = call(ask("GET", None, None)).await;
+        assert_eq!((status, code(&body).as_str()), (401, "not_logged_in"));
+        for (method, csrf) in [("GET", None), ("POST", Some(agent_csrf.as_str()))] {
+            let (status, body) = call(ask(method, Some(&agent), csrf)).await;
+            assert_eq!(
+                (status, code(&body).as_str()),
+                (403, "forbidden"),
+                "{method}"
+            );
+        }
+        let (status, body) = call(ask("GET", Some(&sup), None)).await;
+        assert_eq!((status, body.as_str()), (200, "sara"));
+        let (status, body) = call(ask("POST", Some(&sup), None)).await;
+        assert_eq!((status, code(&body).as_str()), (403, "csrf"));
+        let (status, body) = call(ask("POST", Some(&sup), Some(&sup_csrf))).await;
+        assert_eq!((status, body.as_str()), (200, "sara"));
+        // A supervisor is an agent too: the agent page's routes take them.
+        let (status, body) = answer(&app, request("GET", Some(&sup), None)).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "sara"));
+    }
+
+    #[tokio::test]
     async fn a_post_needs_the_sessions_own_csrf_token() {
         let app = app();
-        let (token, csrf) = app.sessions.start("anna");
-        let (_, other_csrf) = app.sessions.start("bertil");
+        let (token, csrf) = session(&app, "anna", Role::Agent).await;
+        let (_, other_csrf) = session(&app, "bertil", Role::Agent).await;
         for sent in [None, Some(""), Some("wrong"), Some(other_csrf.as_str())] {
             let (status, body) = answer(&app, request("POST", Some(&token), sent)).await;
             assert_eq!(
@@ -431,7 +485,7 @@ mod tests {
     #[tokio::test]
     async fn a_cross_origin_post_is_refused_even_with_the_right_token() {
         let app = app();
-        let (token, csrf) = app.sessions.start("anna");
+        let (token, csrf) = session(&app, "anna", Role::Agent).await;
         for (name, value) in [
             ("origin", "https://evil.example"),
             ("origin", "null"),
@@ -469,14 +523,23 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_or_ended_session_is_gone() {
+        use crate::store::sessions::SessionStore;
+        let login = AgentEvent::new("anna", Action::Login, "127.0.0.1");
+        let idle = SessionStore::new(std::time::Duration::ZERO, None);
+        let s = idle.start("anna", Role::Agent, &login).await.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(idle.touch(&s.token).await.unwrap().is_none());
+        assert_eq!(
+            idle.len().await.unwrap(),
+            0,
+            "an idle session is removed on sight"
+        );
+
         let app = app();
-        let (token, _) = app.sessions.start("anna");
-        assert!(app.sessions.touch(&token, Duration::ZERO).is_none());
-        assert_eq!(app.sessions.len(), 0, "an idle session is removed on sight");
-        let (token, _) = app.sessions.start("anna");
-        assert!(app.sessions.any_of("anna"));
-        app.sessions.end(&token);
-        assert!(!app.sessions.any_of("anna"));
+        let (token, _) = session(&app, "anna", Role::Agent).await;
+        assert!(app.sessions.any_of("anna").await.unwrap());
+        app.sessions.end(&token, None).await.unwrap();
+        assert!(!app.sessions.any_of("anna").await.unwrap());
         let (status, _) = answer(&app, request("GET", Some(&token), None)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
