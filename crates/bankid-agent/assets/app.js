@@ -3,7 +3,7 @@
 (function () {
   const T = {
     sv: {
-      title: 'BankID-identifiering', logout: 'Logga ut', langSwitch: 'English',
+      title: 'BankID-identifiering', logout: 'Logga ut', langSwitch: 'English', supervisorView: 'Arbetsledarvy',
       simTitle: 'Simulerat BankID — inga riktiga identiteter.',
       simText: 'Ingen BankID-anslutning är konfigurerad, så sidan använder en inbyggd simulator. Testpersoner:',
       pnrShort: 'Personnummer', name: 'Namn', behaviour: 'Vad som händer', use: 'Använd',
@@ -46,7 +46,7 @@
       },
     },
     en: {
-      title: 'BankID identification', logout: 'Log out', langSwitch: 'Svenska',
+      title: 'BankID identification', logout: 'Log out', langSwitch: 'Svenska', supervisorView: 'Supervisor view',
       simTitle: 'Simulated BankID — no real identities.',
       simText: 'No BankID connection is configured, so the page uses a built-in simulator. Test persons:',
       pnrShort: 'Personal number', name: 'Name', behaviour: 'What happens', use: 'Use',
@@ -168,6 +168,20 @@
 
   function renderWho() {
     if (session && session.loggedIn) { $('who').textContent = tr('loggedInAs') + ' ' + session.agent; }
+    renderSupervisorLink();
+  }
+
+  // Only a supervisor's page has the link at all: an agent's page holds no trace of it.
+  function renderSupervisorLink() {
+    const have = $('supervisor-link');
+    const want = !!(session && session.loggedIn && session.role === 'supervisor');
+    if (want && !have) {
+      const a = document.createElement('a');
+      a.id = 'supervisor-link'; a.href = 'supervisor';
+      $('logout').before(a);
+    }
+    if (!want && have) have.remove();
+    if (want) $('supervisor-link').textContent = tr('supervisorView');
   }
 
   function renderPersons() {
@@ -246,6 +260,7 @@
     show($('identify-view'), false);
     show($('login-view'), true);
     show($('who'), false); show($('logout'), false);
+    renderSupervisorLink();
     $('password').value = '';
     $('username').focus();
   }

@@ -114,7 +114,7 @@ pub fn generate_password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 20)
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name

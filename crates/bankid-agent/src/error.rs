@@ -63,6 +63,8 @@ pub enum ApiError {
     Forbidden,
     /// No record with this id (supervisor view).
     NoSuchRecord,
+    /// The record has no evidence (not complete, or kept while evidence keeping was off).
+    NoEvidence,
     /// Records are off on this server (`audit_database = "off"`): there is nothing to show.
     RecordsOff,
     /// The database holding sessions, counters and records did not answer; nothing was done.
@@ -90,7 +92,10 @@ impl ApiError {
             ApiError::Busy | ApiError::RecordsOff | ApiError::StoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::NoSuchOrder | ApiError::NotFound | ApiError::NoSuchRecord => {
+            ApiError::NoSuchOrder
+            | ApiError::NotFound
+            | ApiError::NoSuchRecord
+            | ApiError::NoEvidence => {
                 StatusCode::NOT_FOUND
             }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -116,6 +121,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::Forbidden => "forbidden",
             ApiError::NoSuchRecord => "no_such_record",
+            ApiError::NoEvidence => "no_evidence",
             ApiError::RecordsOff => "records_off",
             ApiError::StoreUnavailable => "store_unavailable",
             ApiError::Internal(_) => "internal",
@@ -153,6 +159,9 @@ impl ApiError {
             ApiError::NotFound => "no such page".into(),
             ApiError::Forbidden => "only supervisors may see this".into(),
             ApiError::NoSuchRecord => "no such record".into(),
+            ApiError::NoEvidence => {
+                "this record has no evidence (not complete, or evidence keeping was off)".into()
+            }
             ApiError::RecordsOff => {
                 "records are off on this server (audit_database = \"off\")".into()
             }
@@ -408,6 +417,7 @@ mod tests {
             (ApiError::NotFound, 404, "not_found"),
             (ApiError::Forbidden, 403, "forbidden"),
             (ApiError::NoSuchRecord, 404, "no_such_record"),
+            (ApiError::NoEvidence, 404, "no_evidence"),
             (ApiError::RecordsOff, 503, "records_off"),
             (ApiError::StoreUnavailable, 503, "store_unavailable"),
             (ApiError::Internal("login failed"), 500, "internal"),
