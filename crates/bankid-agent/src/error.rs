@@ -95,9 +95,7 @@ impl ApiError {
             ApiError::NoSuchOrder
             | ApiError::NotFound
             | ApiError::NoSuchRecord
-            | ApiError::NoEvidence => {
-                StatusCode::NOT_FOUND
-            }
+            | ApiError::NoEvidence => StatusCode::NOT_FOUND,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -661,3 +661,104 @@ fn a_bad_base_path_trusted_block_or_frame_ancestor_stops_the_start_with_the_reas
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_agents_logged_in_and_a_supervisor_added_by_add_agent_sees_the_view() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = run_agent(&dir);
+    let all = run.stdout.join("\n");
+    let db = dir.join("audit-sim.db");
+    assert!(
+        all.contains(&format!(
+            "records, sessions and agent actions: sqlite:{}",
+            db.display()
+        )),
+        "the simulator's records go beside the accounts file: {all}"
+    );
+    let (user, password) = first_login(&run);
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let session = login(&http, &run.url, &user, &password).await;
+    assert_eq!(session["loggedIn"], true, "{session}");
+    assert_eq!(session["role"], "agent");
+    let csrf = session["csrf"].as_str().unwrap().to_string();
+    stop(run);
+    assert!(db.is_file());
+
+    // The same browser after the restart: still logged in, with the same CSRF token.
+    let again = run_agent(&dir);
+    let base = again.url.clone();
+    let s: Value = http
+        .get(format!("{base}/api/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["loggedIn"], true, "{s}");
+    assert_eq!(s["csrf"], csrf.as_str());
+    let (status, order) = post(
+        &http,
+        &format!("{base}/api/identify"),
+        &csrf,
+        json!({"personalNumber": "198503121116"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    let done = wait_final(&http, &base, order["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "complete", "{done}");
+    // The agent page is no place for the supervisor view.
+    let refused = http.get(format!("{base}/supervisor")).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+
+    // A supervisor, added while the page runs and taken in at SIGHUP.
+    let out = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+        .args(["add-agent", "--supervisor", "sara", "--accounts"])
+        .arg(dir.join("agents.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.starts_with("supervisor \"sara\""), "{said}");
+    let sara_password = said.rsplit("password ").next().unwrap().trim().to_string();
+    let stored = std::fs::read_to_string(dir.join("agents.toml")).unwrap();
+    assert!(stored.contains("role = \"supervisor\""), "{stored}");
+    signal(&again, "-HUP");
+    let sara = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        let s = login(&sara, &base, "sara", &sara_password).await;
+        if s["loggedIn"] == true || Instant::now() > until {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(s["role"], "supervisor", "{s}");
+    let page = sara.get(format!("{base}/supervisor")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("supervisor.js"));
+    // The agent was not logged out by the reload.
+    let s: Value = http
+        .get(format!("{base}/api/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["loggedIn"], true, "{s}");
+    let log = stop(again);
+    for whole in ["8503121116", "198503121116"] {
+        assert!(!log.contains(whole), "{whole} in the log");
+    }
+    assert!(!log.contains(&sara_password));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

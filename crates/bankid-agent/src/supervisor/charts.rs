@@ -243,7 +243,11 @@ pub(crate) fn durations(stats: &Stats, lang: Lang) -> String {
     let n = stats.hours.len();
     let bw = (WIDTH - LEFT - RIGHT) / n as f64;
     for (series, colour, value) in [
-        ("p90", P90, (|h: &Hour| h.p90_ms) as fn(&Hour) -> Option<i64>),
+        (
+            "p90",
+            P90,
+            (|h: &Hour| h.p90_ms) as fn(&Hour) -> Option<i64>,
+        ),
         ("median", MEDIAN, |h: &Hour| h.median_ms),
     ] {
         // Hours without identifications break the line.
@@ -290,12 +294,7 @@ pub(crate) fn durations(stats: &Stats, lang: Lang) -> String {
 
 /// Failures by reason, most frequent first; declined calls in red.
 pub(crate) fn reasons(stats: &Stats, lang: Lang) -> String {
-    let mut rows: Vec<(String, u64)> = stats
-        .reasons
-        .iter()
-        .take(MAX_REASONS)
-        .cloned()
-        .collect();
+    let mut rows: Vec<(String, u64)> = stats.reasons.iter().take(MAX_REASONS).cloned().collect();
     let rest: u64 = stats.reasons.iter().skip(MAX_REASONS).map(|r| r.1).sum();
     if rest > 0 {
         rows.push((lang.pick("övriga", "others").to_string(), rest));
@@ -452,9 +451,15 @@ mod tests {
                 .count()
         };
         // Hours 0 and 1 make a line, hour 5 stands alone.
-        assert_eq!((lines("median", "polyline"), lines("median", "circle")), (1, 1));
+        assert_eq!(
+            (lines("median", "polyline"), lines("median", "circle")),
+            (1, 1)
+        );
         assert_eq!((lines("p90", "polyline"), lines("p90", "circle")), (1, 1));
-        assert!(svg.contains("10 s"), "the axis reaches the slowest p90: {svg}");
+        assert!(
+            svg.contains("10 s"),
+            "the axis reaches the slowest p90: {svg}"
+        );
     }
 
     #[test]
@@ -492,6 +497,9 @@ mod tests {
         assert_eq!(nice_step(10.0, 4), 5.0);
         assert_eq!(nice_step(37.0, 4), 10.0);
         assert_eq!(nice_step(180_000.0, 4), 50_000.0);
-        assert_eq!(escape("a<b>&\"'\u{1}"), "a&lt;b&gt;&amp;&quot;&apos;\u{fffd}");
+        assert_eq!(
+            escape("a<b>&\"'\u{1}"),
+            "a&lt;b&gt;&amp;&quot;&apos;\u{fffd}"
+        );
     }
 }

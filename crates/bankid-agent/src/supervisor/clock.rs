@@ -62,6 +62,9 @@ mod tests {
         assert_eq!(iso_utc(-1), "1969-12-31T23:59:59.999Z");
         // An hour east of UTC (Swedish winter time), across midnight and the year.
         let c = civil(1_798_761_600_000 - 1_800_000, 60);
-        assert_eq!((c.year, c.month, c.day, c.hour, c.minute), (2027, 1, 1, 0, 30));
+        assert_eq!(
+            (c.year, c.month, c.day, c.hour, c.minute),
+            (2027, 1, 1, 0, 30)
+        );
     }
 }

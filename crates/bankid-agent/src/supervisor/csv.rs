@@ -99,7 +99,11 @@ mod tests {
         assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(field("\t=1"), "'\t=1");
         assert_eq!(field("\r=1"), "\"'\r=1\"");
-        assert_eq!(field("850312-XXXX"), "850312-XXXX", "a dash inside is harmless");
+        assert_eq!(
+            field("850312-XXXX"),
+            "850312-XXXX",
+            "a dash inside is harmless"
+        );
     }
 
     #[test]

@@ -79,11 +79,9 @@ async fn page(who: Result<Supervisor, ApiError>) -> Response {
             )
                 .into_response()
         }
-        Err(ApiError::NotLoggedIn) => (
-            StatusCode::UNAUTHORIZED,
-            "Logga in först.",
-            "Log in first.",
-        ),
+        Err(ApiError::NotLoggedIn) => {
+            (StatusCode::UNAUTHORIZED, "Logga in först.", "Log in first.")
+        }
         Err(ApiError::Forbidden) => (
             StatusCode::FORBIDDEN,
             "Arbetsledarvyn är bara för arbetsledare.",

@@ -161,14 +161,20 @@ impl Filter {
         match self.outcome {
             None => {}
             Some(Outcome::Declined) => {
-                conds.push(format!("state = {}", binds.push(Bind::Text("failed".into()))));
+                conds.push(format!(
+                    "state = {}",
+                    binds.push(Bind::Text("failed".into()))
+                ));
                 conds.push(format!(
                     "hint_code = {}",
                     binds.push(Bind::Text(DECLINED_HINT.into()))
                 ));
             }
             Some(Outcome::Failed) => {
-                conds.push(format!("state = {}", binds.push(Bind::Text("failed".into()))));
+                conds.push(format!(
+                    "state = {}",
+                    binds.push(Bind::Text("failed".into()))
+                ));
                 // NULL hints are failures too: `<>` alone would drop them.
                 conds.push(format!(
                     "(hint_code IS NULL OR hint_code <> {})",
@@ -442,7 +448,11 @@ mod tests {
             vec![Bind::Int(1_000), Bind::Int(2_000), Bind::Int(51)]
         );
         assert_eq!(all().page(None, 10_000).binds[2], Bind::Int(201), "capped");
-        assert_eq!(all().export(1_000_000).binds[2], Bind::Int(10_001), "capped");
+        assert_eq!(
+            all().export(1_000_000).binds[2],
+            Bind::Int(10_001),
+            "capped"
+        );
     }
 
     #[test]
@@ -534,7 +544,15 @@ mod tests {
             id: "0a1b".into(),
         };
         assert_eq!(Cursor::parse(&c.to_string()), Some(c));
-        for bad in ["", "12", "x:ab", "12:", "12:zz", "12:ab;", &format!("1:{}", "a".repeat(65))] {
+        for bad in [
+            "",
+            "12",
+            "x:ab",
+            "12:",
+            "12:zz",
+            "12:ab;",
+            &format!("1:{}", "a".repeat(65)),
+        ] {
             assert_eq!(Cursor::parse(bad), None, "{bad}");
         }
     }

@@ -244,9 +244,24 @@ mod tests {
             row(start + 1, Outcome::Complete, None, 4_000),
             row(start + 2, Outcome::Complete, None, 2_000),
             row(start + 3, Outcome::Complete, None, 9_000),
-            row(start + HOUR_MS, Outcome::Declined, Some("userDeclinedCall"), 3_000),
-            row(start + HOUR_MS + 5, Outcome::Failed, Some("userCancel"), 1_000),
-            row(start + HOUR_MS + 6, Outcome::Failed, Some("userCancel"), 1_000),
+            row(
+                start + HOUR_MS,
+                Outcome::Declined,
+                Some("userDeclinedCall"),
+                3_000,
+            ),
+            row(
+                start + HOUR_MS + 5,
+                Outcome::Failed,
+                Some("userCancel"),
+                1_000,
+            ),
+            row(
+                start + HOUR_MS + 6,
+                Outcome::Failed,
+                Some("userCancel"),
+                1_000,
+            ),
             row(start + 23 * HOUR_MS + 1, Outcome::Error, None, 500),
             // Outside the span: not counted.
             row(start - 1, Outcome::Complete, None, 1),

@@ -9,32 +9,59 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
+use bankid::audit::Database;
 use bankid::config::{Config, Identity};
 use bankid::order::Engine;
-use bankid_agent::accounts::Accounts;
+use bankid_agent::accounts::{Accounts, Role};
+use bankid_agent::store::AgentDb;
 use bankid_agent::{App, Options};
 use bankid_sim::{Lab, SimConfig};
 use serde_json::{json, Value};
 
 pub const PASSWORD_A: &str = "anna-lösen-1";
 pub const PASSWORD_B: &str = "bertil-lösen-2";
+pub const PASSWORD_S: &str = "sara-lösen-3";
 
 pub struct Harness {
     pub sim: Lab,
     pub app: Arc<App>,
     pub addr: SocketAddr,
     pub base: String,
+    /// The pseudonym key file of the records (in the simulator's private directory).
+    pub key_file: PathBuf,
     _task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the simulator at `speed` and an agent server with agents `anna` and `bertil`;
-/// `adjust` may change the options before the server starts.
+/// Where the harness keeps records.
+pub enum Records {
+    /// Off: sessions and counters in memory, nothing recorded.
+    Off,
+    /// A fresh SQLite file in the simulator's private directory.
+    Sqlite,
+    /// This database (a `TestDb`'s URL, or an SQLite file that outlives the harness).
+    In(Database),
+}
+
+/// Starts the simulator at `speed` and an agent server with agents `anna` and `bertil` and the
+/// supervisor `sara`, records off; `adjust` may change the options before the server starts.
 pub async fn start(speed: f64, adjust: impl FnOnce(&mut Options)) -> Harness {
+    start_recorded(speed, Records::Off, adjust).await
+}
+
+/// Like [`start`], with records (sessions, counters, agent events) kept as `records` says.
+pub async fn start_recorded(
+    speed: f64,
+    records: Records,
+    adjust: impl FnOnce(&mut Options),
+) -> Harness {
     let sim = Lab::start(SimConfig {
         speed,
         ..Default::default()
     })
     .expect("simulator");
+    let key_file = sim.dir().join("audit.key");
     let mut config = Config::custom(
         &sim.base_url(),
         &sim.ca_file(),
@@ -46,11 +73,28 @@ pub async fn start(speed: f64, adjust: impl FnOnce(&mut Options)) -> Harness {
     );
     // Several collects per scenario step, so that tests see every step.
     config.poll_interval = Duration::from_secs_f64((0.5 * speed).clamp(0.01, 2.0));
+    // Never a real state directory: the key, the spool and an SQLite file live in the
+    // simulator's private directory, removed with it.
+    let database = match records {
+        Records::Off => None,
+        Records::Sqlite => Some(Database::Sqlite(sim.dir().join("audit.db"))),
+        Records::In(db) => Some(db),
+    };
+    config.audit.database = database.clone();
+    config.audit.key_file = key_file.clone();
+    config.audit.spool_dir = sim.dir().join("audit-spool");
     let engine = Engine::new(config).expect("engine");
-    let accounts = Accounts::from_pairs(&[("anna", PASSWORD_A), ("bertil", PASSWORD_B)]);
+    let accounts = Accounts::from_entries(&[
+        ("anna", PASSWORD_A, Role::Agent),
+        ("bertil", PASSWORD_B, Role::Agent),
+        ("sara", PASSWORD_S, Role::Supervisor),
+    ]);
     let mut opts = Options::new(accounts, engine);
     opts.simulated = Some(bankid_agent::simulator_persons());
     opts.backend_label = "simulator".into();
+    if let Some(db) = &database {
+        opts.database = Some(AgentDb::connect(db).await.expect("the audit database"));
+    }
     adjust(&mut opts);
     let base_path = opts.base_path.clone();
     let app = App::new(opts);
@@ -70,6 +114,7 @@ pub async fn start(speed: f64, adjust: impl FnOnce(&mut Options)) -> Harness {
         } else {
             format!("http://{addr}{base_path}")
         },
+        key_file,
         _task: task,
     }
 }
@@ -103,15 +148,144 @@ impl Harness {
     /// A client logged in as `name`.
     pub async fn agent(&self, name: &str) -> Client {
         let mut c = self.client();
-        let password = if name == "anna" {
-            PASSWORD_A
-        } else {
-            PASSWORD_B
+        let password = match name {
+            "anna" => PASSWORD_A,
+            "sara" => PASSWORD_S,
+            _ => PASSWORD_B,
         };
         let r = c.login(name, password).await;
         assert_eq!(r.status, 200, "login {name}: {}", r.body);
         c
     }
+}
+
+impl Harness {
+    /// The audit database's pool (records on).
+    pub fn pool(&self) -> &sqlx::AnyPool {
+        self.app.database().expect("records on").pool()
+    }
+
+    /// The pseudonym of `pnr` under the records' key (made when missing, as the page does for
+    /// its own SQLite file).
+    pub fn pseudonym(&self, pnr: &str) -> String {
+        let key = bankid::audit::PseudonymKey::load_or_create(&self.key_file).unwrap();
+        key.pseudonym(&bankid::personnummer::Personnummer::parse(pnr).unwrap())
+    }
+
+    /// The agent events recorded so far, oldest first: (agent, action, pnr_masked, order_id).
+    pub async fn events(&self) -> Vec<(String, String, Option<String>, Option<String>)> {
+        use sqlx::Row;
+        sqlx::query(
+            "SELECT agent, action, pnr_masked, order_id FROM audit_agent_events ORDER BY at, id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get("agent"),
+                r.get("action"),
+                r.get("pnr_masked"),
+                r.get("order_id"),
+            )
+        })
+        .collect()
+    }
+}
+
+/// A record as the engine's writer would store it, for inserting by SQL.
+#[derive(Debug, Clone)]
+pub struct Rec {
+    pub id: String,
+    pub finished_at: i64,
+    pub duration_ms: i64,
+    pub channel: &'static str,
+    pub agent: Option<&'static str>,
+    pub call_id: Option<&'static str>,
+    pub caller_id: Option<&'static str>,
+    pub state: &'static str,
+    pub hint_code: Option<&'static str>,
+    pub error_code: Option<&'static str>,
+    pub pnr: &'static str,
+    /// BankID's completionData, kept as evidence.
+    pub evidence: Option<String>,
+}
+
+impl Rec {
+    pub fn new(
+        n: u32,
+        finished_at: i64,
+        channel: &'static str,
+        state: &'static str,
+        pnr: &'static str,
+    ) -> Rec {
+        Rec {
+            id: format!("{n:032x}"),
+            finished_at,
+            duration_ms: 3_000 + i64::from(n) * 100,
+            channel,
+            agent: None,
+            call_id: None,
+            caller_id: None,
+            state,
+            hint_code: None,
+            error_code: None,
+            pnr,
+            evidence: None,
+        }
+    }
+}
+
+/// Inserts records as the engine's writer does (the same columns, the same pseudonym).
+pub async fn insert_records(h: &Harness, records: &[Rec]) {
+    for r in records {
+        let pnr = bankid::personnummer::Personnummer::parse(r.pnr).unwrap();
+        let key = bankid::audit::PseudonymKey::load_or_create(&h.key_file).unwrap();
+        sqlx::query(
+            "INSERT INTO audit_orders (id, started_at, finished_at, duration_ms, channel, agent, \
+             call_id, caller_id, host, mode, call_initiator, state, hint_code, error_code, order_ref, \
+             pnr_masked, pnr_pseudonym, pseudonym_key_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        )
+        .bind(r.id.clone())
+        .bind(r.finished_at - r.duration_ms)
+        .bind(r.finished_at)
+        .bind(r.duration_ms)
+        .bind(r.channel)
+        .bind(r.agent)
+        .bind(r.call_id)
+        .bind(r.caller_id)
+        .bind("test-host")
+        .bind("identify")
+        .bind("user")
+        .bind(r.state)
+        .bind(r.hint_code)
+        .bind(r.error_code)
+        .bind(format!("ref-{}", r.id))
+        .bind(pnr.masked())
+        .bind(key.pseudonym(&pnr))
+        .bind(key.id())
+        .execute(h.pool())
+        .await
+        .unwrap();
+        if let Some(e) = &r.evidence {
+            sqlx::query("INSERT INTO audit_evidence (order_id, completion_data) VALUES ($1, $2)")
+                .bind(r.id.clone())
+                .bind(e.clone())
+                .execute(h.pool())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 impl Client {

@@ -1,0 +1,350 @@
+//! Sessions, login counters and agent actions in the audit database: two agent-page instances
+//! on one real PostgreSQL database behave as one (log in on A, use the cookie on B, log out on
+//! B and A knows; failed logins count across both), the table holds only the cookie's hash,
+//! every action is recorded with numbers masked, and with the database down nothing is done.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bankid::audit::Database;
+use bankid_agent::accounts::{Accounts, Role};
+use bankid_agent::limits::Limit;
+use bankid_sim::testdb::TestDb;
+use common::{start_recorded, Client, Harness, Records, PASSWORD_A, PASSWORD_B, PASSWORD_S};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+/// The session cookie's value from a login answer.
+fn token_of(r: &common::Reply) -> String {
+    let cookie = r.headers["set-cookie"].to_str().unwrap();
+    cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string()
+}
+
+/// A client of `h` that sends this session cookie and CSRF token (a browser whose requests a
+/// load balancer sent to another instance).
+fn with_session(h: &Harness, token: &str, csrf: &str) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "cookie",
+        format!("bankid_agent_session={token}").parse().unwrap(),
+    );
+    Client {
+        http: reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap(),
+        base: h.base.clone(),
+        csrf: Some(csrf.to_string()),
+    }
+}
+
+fn limit(max: usize, secs: u64) -> Limit {
+    Limit {
+        max,
+        per: Duration::from_secs(secs),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_share_sessions_logouts_and_the_login_limit() {
+    let db = TestDb::new();
+    let shared = || Records::In(Database::Postgres(db.url().into()));
+    let a = start_recorded(0.05, shared(), |o| o.login_limit = limit(3, 600)).await;
+    let b = start_recorded(0.05, shared(), |o| o.login_limit = limit(3, 600)).await;
+    assert!(a.app.shares_sessions() && b.app.shares_sessions());
+
+    // Log in on A; B knows the session, its agent, role and CSRF token.
+    let mut on_a = a.client();
+    let login = on_a.login("anna", PASSWORD_A).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let token = token_of(&login);
+    let csrf = on_a.csrf.clone().unwrap();
+    let on_b = with_session(&b, &token, &csrf);
+    let s = on_b.get("/api/session").await;
+    assert_eq!(
+        (&s.body["loggedIn"], &s.body["agent"], &s.body["role"]),
+        (&json!(true), &json!("anna"), &json!("agent"))
+    );
+    assert_eq!(s.body["csrf"], csrf.as_str());
+    // B identifies for her, and names her to its engine.
+    let started = on_b.identify("198503121116", "user").await;
+    assert_eq!(started.status, 201, "{}", started.body);
+    let done = on_b.wait_final(started.body["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "complete");
+    // A supervisor logged in on B is a supervisor on A as well.
+    let mut sara = b.client();
+    let login = sara.login("sara", PASSWORD_S).await;
+    assert_eq!(login.status, 200);
+    let sara_on_a = with_session(&a, &token_of(&login), sara.csrf.as_ref().unwrap());
+    let r = sara_on_a.post("/api/supervisor/records", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // The table holds the hash of the cookie's secret, never the secret.
+    let rows = sqlx::query("SELECT token_hash, agent, role FROM agent_sessions ORDER BY agent")
+        .fetch_all(a.pool())
+        .await
+        .unwrap();
+    let hashes: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get("token_hash"), r.get("agent"), r.get("role")))
+        .collect();
+    assert_eq!(hashes.len(), 2, "{hashes:?}");
+    assert_eq!(hashes[0].0, hex::encode(Sha256::digest(token.as_bytes())));
+    assert_eq!(
+        (hashes[0].1.as_str(), hashes[0].2.as_str()),
+        ("anna", "agent")
+    );
+    assert_eq!(
+        (hashes[1].1.as_str(), hashes[1].2.as_str()),
+        ("sara", "supervisor")
+    );
+    let dump = db.query("SELECT * FROM agent_sessions");
+    assert!(!dump.contains(&token), "the cookie's secret is not stored");
+
+    // Log out on B: A no longer knows the session.
+    assert_eq!(on_b.post("/api/logout", json!({})).await.status, 200);
+    assert_eq!(on_a.get("/api/session").await.body["loggedIn"], false);
+    assert_eq!(on_a.identify("198503121116", "user").await.status, 401);
+
+    // Failed logins count on both: two on A, one on B, and the fourth is refused on either.
+    let mut guesser = a.client();
+    assert_eq!(guesser.login("bertil", "x").await.status, 401);
+    assert_eq!(guesser.login("bertil", "y").await.status, 401);
+    let mut elsewhere = b.client();
+    assert_eq!(elsewhere.login("bertil", "z").await.status, 401);
+    for c in [&mut guesser, &mut elsewhere] {
+        let r = c.login("bertil", PASSWORD_B).await;
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert!(r.headers.get("retry-after").is_some());
+    }
+    // Another name is not affected.
+    assert_eq!(a.client().login("anna", PASSWORD_A).await.status, 200);
+
+    // Both instances wrote their events into the one table.
+    let events = a.events().await;
+    let count = |action: &str| events.iter().filter(|e| e.1 == action).count();
+    assert_eq!(count("login"), 3, "{events:?}");
+    assert_eq!(count("logout"), 1);
+    assert_eq!(
+        count("login-failed"),
+        5,
+        "three wrong passwords, two refused"
+    );
+    assert_eq!(count("identify-started"), 1);
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_shared_session_ends_and_its_row_goes() {
+    let h = start_recorded(0.05, Records::Sqlite, |o| {
+        o.session_idle = Duration::from_millis(600)
+    })
+    .await;
+    let anna = h.agent("anna").await;
+    // Requests keep it alive beyond the idle time…
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(anna.get("/api/session").await.body["loggedIn"], true);
+    }
+    // …and without them it ends.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(anna.get("/api/session").await.body["loggedIn"], false);
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM agent_sessions")
+        .fetch_one(h.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "removed on sight");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_actions_are_recorded_with_numbers_masked() {
+    let h = start_recorded(0.05, Records::Sqlite, |_| {}).await;
+    let mut anna = h.client();
+    assert_eq!(anna.login("anna", "wrong").await.status, 401);
+    assert_eq!(anna.login("anna", PASSWORD_A).await.status, 200);
+    // Identified, then one that waits for the caller, cancelled.
+    let r = anna.identify("8503121116", "user").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    anna.wait_final(r.body["id"].as_str().unwrap()).await;
+    h.sim.set_scenario(
+        "197709083336",
+        bankid_sim::Scenario {
+            steps: vec![bankid_sim::Step {
+                hint_code: "userCallConfirm".into(),
+                ms: 3_000_000,
+            }],
+            outcome: "complete".into(),
+        },
+    );
+    let slow = anna.identify("770908-3336", "RP").await;
+    assert_eq!(slow.status, 201, "{}", slow.body);
+    let id = slow.body["id"].as_str().unwrap();
+    anna.wait_hint(id, "userCallConfirm").await;
+    let cancelled = anna
+        .post(&format!("/api/orders/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.status, 200);
+    assert_eq!(anna.post("/api/logout", json!({})).await.status, 200);
+
+    let order_ref = h
+        .sim
+        .orders()
+        .into_iter()
+        .find(|o| o.personal_number_masked.as_deref() == Some("770908-XXXX"))
+        .unwrap()
+        .order_ref;
+    let events = h.events().await;
+    let anna_s = |action: &str, pnr: Option<&str>, order: Option<&str>| {
+        (
+            "anna".to_string(),
+            action.to_string(),
+            pnr.map(str::to_string),
+            order.map(str::to_string),
+        )
+    };
+    assert_eq!(
+        events,
+        vec![
+            anna_s("login-failed", None, None),
+            anna_s("login", None, None),
+            anna_s("identify-started", Some("850312-XXXX"), None),
+            anna_s("identify-started", Some("770908-XXXX"), None),
+            anna_s("identify-cancelled", Some("770908-XXXX"), Some(&order_ref)),
+            anna_s("logout", None, None),
+        ]
+    );
+    let rows = sqlx::query("SELECT remote, host FROM audit_agent_events")
+        .fetch_all(h.pool())
+        .await
+        .unwrap();
+    for r in &rows {
+        assert_eq!(r.get::<String, _>("remote"), "127.0.0.1");
+        assert!(!r.get::<String, _>("host").is_empty());
+    }
+    // The whole number is nowhere in the events.
+    let all: Vec<String> = sqlx::query(
+        "SELECT agent || action || coalesce(pnr_masked, '') || coalesce(order_id, '') || coalesce(remote, '') AS t \
+         FROM audit_agent_events",
+    )
+    .fetch_all(h.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get("t"))
+    .collect();
+    for whole in ["8503121116", "7709083336", "850312-1116"] {
+        assert!(all.iter().all(|t| !t.contains(whole)), "{whole}: {all:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_agent_or_a_changed_role_ends_shared_sessions_at_the_reload() {
+    use bankid_agent::accounts::add_agent;
+    let dir = std::env::temp_dir().join(format!("agent-shared-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("agents.toml");
+    add_agent(&file, "anna", PASSWORD_A, Role::Agent).unwrap();
+    add_agent(&file, "bertil", PASSWORD_B, Role::Agent).unwrap();
+    add_agent(&file, "sara", PASSWORD_S, Role::Supervisor).unwrap();
+    let loaded = Accounts::load(&file).unwrap();
+    let h = start_recorded(0.05, Records::Sqlite, |o| o.accounts = loaded).await;
+    let anna = h.agent("anna").await;
+    let bertil = h.agent("bertil").await;
+    let sara = h.agent("sara").await;
+    // Bertil leaves the file; Sara becomes an agent; Anna's entry stays as it was.
+    let mut text: toml::Table = std::fs::read_to_string(&file).unwrap().parse().unwrap();
+    text["agent"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["name"].as_str() != Some("bertil"));
+    std::fs::write(&file, toml::to_string(&text).unwrap()).unwrap();
+    add_agent(&file, "sara", PASSWORD_S, Role::Agent).unwrap();
+    h.app.replace_accounts(Accounts::load(&file).unwrap()).await;
+    assert_eq!(bertil.get("/api/session").await.body["loggedIn"], false);
+    assert_eq!(sara.get("/api/session").await.body["loggedIn"], false);
+    let left: Vec<String> = sqlx::query_scalar("SELECT agent FROM agent_sessions")
+        .fetch_all(h.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, vec!["anna".to_string()]);
+    assert_eq!(anna.get("/api/session").await.body["loggedIn"], true);
+    // Sara logs in again as what she now is.
+    let again = h.agent("sara").await;
+    assert_eq!(again.get("/api/session").await.body["role"], "agent");
+    assert_eq!(
+        again
+            .post("/api/supervisor/records", json!({}))
+            .await
+            .status,
+        403
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_down_nothing_is_done_and_the_page_is_told_so() {
+    let db = TestDb::new();
+    let h = start_recorded(
+        0.05,
+        Records::In(Database::Postgres(db.url().into())),
+        |_| {},
+    )
+    .await;
+    let anna = h.agent("anna").await;
+    db.cut_off();
+    let until = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = anna.identify("198503121116", "user").await;
+        if r.status != 201 || Instant::now() > until {
+            break r;
+        }
+    };
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (503, Some("store_unavailable")),
+        "{}",
+        r.body
+    );
+    assert!(r.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was done"));
+    let orders_before = h.sim.orders().len();
+    let mut fresh = h.client();
+    let login = fresh.login("bertil", PASSWORD_B).await;
+    assert_eq!(
+        login.status, 503,
+        "no session without its store: {}",
+        login.body
+    );
+    assert!(login.headers.get("set-cookie").is_none());
+    assert_eq!(
+        h.sim.orders().len(),
+        orders_before,
+        "nothing reached BankID"
+    );
+    db.restore();
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = anna.get("/api/session").await;
+        if s.status == 200 {
+            assert_eq!(s.body["loggedIn"], true, "the session outlived the outage");
+            break;
+        }
+        assert!(Instant::now() < until, "the database came back: {}", s.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = anna.identify("198503121116", "user").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    drop(h);
+}
