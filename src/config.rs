@@ -184,10 +184,22 @@ const KEYS: &[&str] = &[
     "declined_block_min",
     "max_orders_per_number_per_hour",
     "max_orders_per_caller_per_hour",
+    "audit_database",
+    "audit_spool_dir",
+    "audit_spool_max_records",
+    "audit_key_file",
+    "audit_keep_evidence",
+    "audit_retention_days",
 ];
 
-/// Keys whose values are secrets: never quoted in any message.
-const SECRET_KEYS: &[&str] = &["key_password", "p12_password"];
+/// Keys whose values are secrets: never quoted in any message (a PostgreSQL URL may hold a
+/// password).
+const SECRET_KEYS: &[&str] = &["key_password", "p12_password", "audit_database"];
+
+/// The most days `audit_retention_days` takes (a century).
+const MAX_RETENTION_DAYS: u64 = 36_500;
+/// The most records `audit_spool_max_records` takes.
+const MAX_SPOOL_RECORDS: u64 = 100_000_000;
 
 impl Config {
     /// A configuration for a custom endpoint (e.g. the simulator) with defaults elsewhere.
@@ -212,15 +224,8 @@ impl Config {
             max_orders: 100_000,
             max_connections: 256,
             limits: LimitSettings::default(),
-            // TODO(audit): the state-directory default and the audit_* keys.
-            audit: crate::audit::AuditSettings {
-                database: None,
-                spool_dir: std::env::temp_dir().join("bankid-audit-spool"),
-                spool_max_records: 100_000,
-                key_file: std::env::temp_dir().join("bankid-audit.key"),
-                keep_evidence: true,
-                retention_days: 365,
-            },
+            // The state directory's SQLite file, spool and key (see audit::state_dir).
+            audit: crate::audit::AuditSettings::defaults(),
         }
     }
 
@@ -265,22 +270,35 @@ impl Config {
             let s = match v {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
-                other => {
-                    return Err(ConfigError(format!(
-                        "configuration file {}: {k} must be a string or a number, not {}",
-                        path.display(),
-                        other.type_str()
-                    )))
-                }
+                toml::Value::Boolean(b) => b.to_string(),
+                other => return Err(ConfigError(format!(
+                    "configuration file {}: {k} must be a string, a number or true/false, not {}",
+                    path.display(),
+                    other.type_str()
+                ))),
             };
             map.insert(k, s);
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        for k in ["ca_file", "cert_file", "key_file", "p12_file"] {
+        for k in [
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "p12_file",
+            "audit_spool_dir",
+            "audit_key_file",
+        ] {
             if let Some(v) = map.get_mut(k) {
                 if Path::new(v.as_str()).is_relative() {
                     *v = base.join(&*v).display().to_string();
                 }
+            }
+        }
+        // A plain SQLite path too (not a URL, not "off").
+        if let Some(v) = map.get_mut("audit_database") {
+            let plain = !v.contains(':') && !v.trim().eq_ignore_ascii_case("off");
+            if plain && Path::new(v.trim()).is_relative() {
+                *v = base.join(v.trim()).display().to_string();
             }
         }
         let file = path.display().to_string();
@@ -445,6 +463,7 @@ impl Config {
             }
             cfg.company_name = v.to_string();
         }
+        cfg.audit = audit_settings(cfg.audit, &get, &bad, &number)?;
         Ok(cfg)
     }
 
@@ -503,6 +522,78 @@ impl Config {
             }
         })
     }
+}
+
+/// The `audit_*` keys over `defaults` (the state directory's files): where records go, the
+/// spool, the pseudonym key, evidence and retention. A shared (PostgreSQL) database needs
+/// `audit_key_file` given explicitly: every host writing it must use the same key.
+fn audit_settings<'a>(
+    defaults: crate::audit::AuditSettings,
+    get: &impl Fn(&str) -> Option<&'a str>,
+    bad: &impl Fn(&str, &str) -> ConfigError,
+    number: &impl Fn(&str, u64) -> Result<u64, ConfigError>,
+) -> Result<crate::audit::AuditSettings, ConfigError> {
+    let mut audit = defaults;
+    let path = |k: &str| -> Result<Option<PathBuf>, ConfigError> {
+        match get(k).map(str::trim) {
+            None => Ok(None),
+            Some(v) if Path::new(v).is_absolute() => Ok(Some(PathBuf::from(v))),
+            Some(_) => Err(bad(k, "must be an absolute path")),
+        }
+    };
+    if let Some(v) = get("audit_database") {
+        audit.database = if v.trim().eq_ignore_ascii_case("off") {
+            None
+        } else {
+            Some(
+                v.parse::<crate::audit::Database>()
+                    .map_err(|e| bad("audit_database", &e.0))?,
+            )
+        };
+    }
+    if let Some(p) = path("audit_spool_dir")? {
+        audit.spool_dir = p;
+    }
+    match path("audit_key_file")? {
+        Some(p) => audit.key_file = p,
+        None if audit.database.as_ref().is_some_and(|d| d.is_shared()) => {
+            return Err(bad(
+                "audit_key_file",
+                "required with a shared (PostgreSQL) audit_database: every host writing it                  must use the same pseudonym key (make one with `openssl rand -hex 32 > FILE`,                  mode 0600, and give it to each host)",
+            ))
+        }
+        None => {}
+    }
+    let max = number(
+        "audit_spool_max_records",
+        crate::audit::DEFAULT_SPOOL_MAX_RECORDS as u64,
+    )?;
+    if !(1..=MAX_SPOOL_RECORDS).contains(&max) {
+        return Err(bad(
+            "audit_spool_max_records",
+            &format!("must be 1 to {MAX_SPOOL_RECORDS}"),
+        ));
+    }
+    audit.spool_max_records = max as usize;
+    if let Some(v) = get("audit_keep_evidence") {
+        audit.keep_evidence = match v.trim().to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(bad("audit_keep_evidence", "must be true or false")),
+        };
+    }
+    let days = number(
+        "audit_retention_days",
+        crate::audit::DEFAULT_RETENTION_DAYS.into(),
+    )?;
+    if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+        return Err(bad(
+            "audit_retention_days",
+            &format!("must be 1 to {MAX_RETENTION_DAYS} (records cannot be kept for 0 days)"),
+        ));
+    }
+    audit.retention_days = days as u32;
+    Ok(audit)
 }
 
 /// Whether `url`'s host is on this machine's loopback (`localhost`, 127.0.0.0/8, `[::1]`).

@@ -120,6 +120,23 @@ struct Last {
     failure: Option<(i64, String)>,
 }
 
+/// The audit writer's counters ([`crate::audit::Audit`]): one set per writer, shared by every
+/// engine that writes through it (a reload keeps the writer, so they do not restart at zero
+/// with the engine's).
+#[derive(Debug, Clone, Default)]
+pub struct AuditMetrics {
+    /// Records committed to the database (`bankid_audit_records_written_total`).
+    pub written: Counter,
+    /// Records waiting in the spool for the database (`bankid_audit_records_spooled`).
+    pub spooled: Gauge,
+    /// Records lost: spool full (or unwritable) while the database was unreachable, or the
+    /// writer's queue full (`bankid_audit_records_lost_total`).
+    pub lost: Counter,
+    /// Failed database operations: connect, insert, purge, a spool file set aside
+    /// (`bankid_audit_write_errors_total`).
+    pub write_errors: Counter,
+}
+
 /// The engine's metrics. One per engine.
 pub struct Metrics {
     registry: Registry,
@@ -324,12 +341,7 @@ impl Metrics {
 
     /// An anti-vishing limit refused a start.
     pub(crate) fn refused(&self, r: &Refusal) {
-        let reason = REFUSAL_REASONS[match r {
-            Refusal::DeclinedRecently { .. } => 0,
-            Refusal::NumberRateLimited { .. } => 1,
-            Refusal::CallerRateLimited { .. } => 2,
-            Refusal::Saturated => 3,
-        }];
+        let reason = r.reason();
         self.refused.get_or_create(&ReasonLabels { reason }).inc();
     }
 
@@ -451,6 +463,30 @@ impl Metrics {
             "tls_connections_opened",
             "TCP + TLS connections to BankID the pool opened (how many are open at a time the HTTP client does not tell)",
             opened,
+        );
+    }
+
+    /// Registers the audit writer's counters (see [`AuditMetrics`]).
+    pub(crate) fn register_audit(&mut self, audit: &AuditMetrics) {
+        self.registry.register(
+            "audit_records_written",
+            "Audit records committed to the audit database",
+            audit.written.clone(),
+        );
+        self.registry.register(
+            "audit_records_spooled",
+            "Audit records waiting in the local spool for the audit database",
+            audit.spooled.clone(),
+        );
+        self.registry.register(
+            "audit_records_lost",
+            "Audit records lost: the spool full or unwritable while the database was unreachable, or the writer's queue full",
+            audit.lost.clone(),
+        );
+        self.registry.register(
+            "audit_write_errors",
+            "Failed audit database operations (connect, insert, purge) and spool files set aside",
+            audit.write_errors.clone(),
         );
     }
 

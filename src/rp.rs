@@ -324,18 +324,52 @@ fn tolerant_step_up<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StepUp>, D
 
 /// Answer to `collect`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "CollectWire")]
 pub struct CollectResponse {
     /// The order.
     pub order_ref: String,
     /// pending / failed / complete.
     pub status: CollectStatus,
     /// Why, while pending or after failing.
-    #[serde(default)]
     pub hint_code: Option<HintCode>,
     /// When complete.
-    #[serde(default)]
     pub completion_data: Option<CompletionData>,
+    /// `completionData` exactly as BankID sent it (its JSON text, byte for byte): the audit
+    /// trail keeps this as the evidence, not a re-encoding of the typed fields above, which
+    /// drop what this version does not know. Personal data (the whole number, the name).
+    pub completion_raw: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// `collect`'s answer as it arrives: `completionData` kept as raw JSON, then read into the
+/// typed [`CompletionData`] from that same text.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CollectWire {
+    order_ref: String,
+    status: CollectStatus,
+    #[serde(default)]
+    hint_code: Option<HintCode>,
+    #[serde(default)]
+    completion_data: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl TryFrom<CollectWire> for CollectResponse {
+    type Error = serde_json::Error;
+
+    fn try_from(w: CollectWire) -> Result<CollectResponse, serde_json::Error> {
+        let completion_data = match &w.completion_data {
+            Some(raw) => serde_json::from_str::<Option<CompletionData>>(raw.get())?,
+            None => None,
+        };
+        Ok(CollectResponse {
+            order_ref: w.order_ref,
+            status: w.status,
+            hint_code: w.hint_code,
+            // `null` is no evidence, like a missing field.
+            completion_raw: w.completion_data.filter(|_| completion_data.is_some()),
+            completion_data,
+        })
+    }
 }
 
 /// What went wrong with a call.

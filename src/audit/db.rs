@@ -105,7 +105,7 @@ impl Database {
         matches!(self, Database::Postgres(_))
     }
 
-    fn connect_options(&self) -> Result<AnyConnectOptions, DatabaseError> {
+    pub(crate) fn connect_options(&self) -> Result<AnyConnectOptions, DatabaseError> {
         let url = match self {
             Database::Sqlite(path) => format!("sqlite://{}?mode=rwc", path.display()),
             Database::Postgres(url) => url.clone(),
@@ -115,16 +115,16 @@ impl Database {
     }
 }
 
-/// Opens a pool of at most `max_connections` to `db` (creating an SQLite file and its
-/// directory, mode 0700, when missing) and brings the schema up to date. Fails rather than
-/// waits longer than `timeout` for the server.
-pub async fn connect(
-    db: &Database,
-    max_connections: u32,
-    timeout: Duration,
-) -> Result<AnyPool, DatabaseError> {
+/// Installs sqlx's drivers for `Any`, once per process.
+pub(crate) fn prepare_drivers() {
     static DRIVERS: Once = Once::new();
     DRIVERS.call_once(sqlx::any::install_default_drivers);
+}
+
+/// Installs sqlx's drivers for `Any` (once per process) and, for SQLite, creates the file's
+/// directory (mode 0700) when missing: what every connection needs first.
+pub(crate) fn prepare(db: &Database) -> Result<(), DatabaseError> {
+    prepare_drivers();
     if let Database::Sqlite(path) = db {
         if let Some(dir) = path.parent() {
             use std::os::unix::fs::DirBuilderExt;
@@ -137,23 +137,40 @@ pub async fn connect(
                 })?;
         }
     }
+    Ok(())
+}
+
+/// The settings of every new SQLite connection. WAL: readers (the supervisor page) never wait
+/// for the writer; the busy timeout lets several processes (each `identify`) write one file;
+/// FULL: a committed record survives a power cut.
+pub(crate) async fn set_up_sqlite(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    for pragma in [
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = FULL",
+        "PRAGMA busy_timeout = 10000",
+        "PRAGMA foreign_keys = ON",
+    ] {
+        sqlx::query(pragma).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Opens a pool of at most `max_connections` to `db` (creating an SQLite file and its
+/// directory, mode 0700, when missing) and brings the schema up to date. Fails rather than
+/// waits longer than `timeout` for the server.
+pub async fn connect(
+    db: &Database,
+    max_connections: u32,
+    timeout: Duration,
+) -> Result<AnyPool, DatabaseError> {
+    prepare(db)?;
     let sqlite = matches!(db, Database::Sqlite(_));
     let pool = AnyPoolOptions::new()
         .max_connections(max_connections)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if sqlite {
-                    // WAL: readers (the supervisor page) never wait for the writer; the busy
-                    // timeout lets several processes (each `identify`) write one file; FULL:
-                    // a committed record survives a power cut.
-                    for pragma in [
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = FULL",
-                        "PRAGMA busy_timeout = 10000",
-                        "PRAGMA foreign_keys = ON",
-                    ] {
-                        sqlx::query(pragma).execute(&mut *conn).await?;
-                    }
+                    set_up_sqlite(conn).await?;
                 }
                 Ok(())
             })

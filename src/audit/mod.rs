@@ -4,12 +4,27 @@
 //!
 //! - [`db`]: which databases, how to connect, the versioned migrations (`migrations/`).
 //! - [`pseudonym`]: the keyed pseudonym that lets a supervisor find a person's records.
+//! - [`record`]: one order's record, typed, and its row as stored.
+//! - [`spool`]: where records wait on disk (fsynced) until the database has them.
+//! - [`store`]: the writer's connection and every statement it runs (insert, purge, probe).
+//! - [`writer`]: [`Audit`], the writer thread the order tasks hand their records to.
+//!
+//! Where records go is configured with the `audit_*` keys ([`AuditSettings`]); with nothing
+//! set, an SQLite file in the state directory ([`state_dir`]).
 
 pub mod db;
 pub mod pseudonym;
+pub mod record;
+pub mod spool;
+pub mod store;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
 
 pub use db::Database;
 pub use pseudonym::PseudonymKey;
+pub use record::{Evidence, Failure, Record, RecordId, Row, UnixMs};
+pub use writer::{Audit, AuditError};
 
 /// Where an order came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -82,4 +97,58 @@ pub struct AuditSettings {
     pub keep_evidence: bool,
     /// Records and evidence older than this many days are purged, daily.
     pub retention_days: u32,
+}
+
+/// Default `audit_spool_max_records`.
+pub const DEFAULT_SPOOL_MAX_RECORDS: usize = 100_000;
+/// Default `audit_retention_days`.
+pub const DEFAULT_RETENTION_DAYS: u32 = 365;
+
+impl AuditSettings {
+    /// The defaults in the state directory `state`: `audit.db` (SQLite), `audit-spool/`,
+    /// `audit.key`; evidence kept; 100 000 records at most in the spool; 365 days kept.
+    pub fn in_dir(state: &Path) -> AuditSettings {
+        AuditSettings {
+            database: Some(Database::Sqlite(state.join("audit.db"))),
+            spool_dir: state.join("audit-spool"),
+            spool_max_records: DEFAULT_SPOOL_MAX_RECORDS,
+            key_file: state.join("audit.key"),
+            keep_evidence: true,
+            retention_days: DEFAULT_RETENTION_DAYS,
+        }
+    }
+
+    /// [`AuditSettings::in_dir`] of [`state_dir`]: what applies with no `audit_*` key set.
+    pub fn defaults() -> AuditSettings {
+        AuditSettings::in_dir(&state_dir())
+    }
+}
+
+/// Where the library keeps its state when nothing else is configured: `$STATE_DIRECTORY`
+/// (systemd's `StateDirectory=`; its first entry), else `/var/lib/bankid` when it exists and
+/// this process may write there, else `$XDG_STATE_HOME/bankid`, else `~/.local/state/bankid`.
+/// With none of these (no `HOME`), `/var/lib/bankid` all the same: using it then fails with an
+/// error naming it, never a silent guess elsewhere.
+pub fn state_dir() -> PathBuf {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if let Some(dirs) = std::env::var_os("STATE_DIRECTORY") {
+        if let Some(first) = std::env::split_paths(&dirs).find(|p| p.is_absolute()) {
+            return first;
+        }
+    }
+    let system = Path::new("/var/lib/bankid");
+    if system.is_dir() && rustix::fs::access(system, rustix::fs::Access::WRITE_OK).is_ok() {
+        return system.to_path_buf();
+    }
+    if let Some(xdg) = var("XDG_STATE_HOME") {
+        return xdg.join("bankid");
+    }
+    if let Some(home) = var("HOME") {
+        return home.join(".local/state/bankid");
+    }
+    system.to_path_buf()
 }

@@ -47,6 +47,19 @@ pub enum Refusal {
     Saturated,
 }
 
+impl Refusal {
+    /// `declinedRecently`, `numberRateLimited`, `callerRateLimited`, `saturated`: the reason as
+    /// the metrics label it and the audit records name it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::DeclinedRecently { .. } => "declinedRecently",
+            Refusal::NumberRateLimited { .. } => "numberRateLimited",
+            Refusal::CallerRateLimited { .. } => "callerRateLimited",
+            Refusal::Saturated => "saturated",
+        }
+    }
+}
+
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::audit::record::{host_name, tag};
+use crate::audit::writer::AuditUse;
+use crate::audit::{Audit, CallContext, Evidence, Failure, PseudonymKey, Record, RecordId, UnixMs};
 use crate::config::{Config, ConfigError};
 use crate::messages::{self, Guidance, Language, Message};
 use crate::metrics::{Metrics, Readiness};
@@ -312,6 +315,8 @@ struct Progress {
     completion: Option<CompletionData>,
     order_ref: Option<String>,
     finished: Option<Instant>,
+    /// BankID's completionData as sent, when complete and evidence is kept.
+    evidence: Option<Evidence>,
 }
 
 /// One order as the engine and its task share it.
@@ -325,6 +330,12 @@ struct Cell {
     progress: Mutex<Progress>,
     cancelled: AtomicBool,
     wake: Notify,
+    /// For the audit record: when and from where it started, and how.
+    started_at: UnixMs,
+    started: Instant,
+    context: CallContext,
+    caller_id: Option<String>,
+    call_initiator: CallInitiator,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -332,8 +343,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Cell {
-    /// A new pending order for `pnr`.
-    fn new(pnr: Personnummer, opts: &StartOptions) -> Cell {
+    /// A new pending order for `pnr`, sent with `call_initiator`.
+    fn new(pnr: Personnummer, opts: &StartOptions, call_initiator: CallInitiator) -> Cell {
         Cell {
             pnr,
             mode: opts.mode,
@@ -349,9 +360,49 @@ impl Cell {
                 completion: None,
                 order_ref: None,
                 finished: None,
+                evidence: None,
             }),
             cancelled: AtomicBool::new(false),
             wake: Notify::new(),
+            started_at: UnixMs::now(),
+            started: Instant::now(),
+            context: opts.context.clone(),
+            caller_id: opts.caller_id.clone(),
+            call_initiator,
+        }
+    }
+
+    /// The audit record of this order as it stands in `p` (final, when the task ends).
+    fn record(&self, p: &Progress, key: &PseudonymKey) -> Record {
+        let finished = p.finished.unwrap_or_else(Instant::now);
+        let duration_ms =
+            i64::try_from(finished.saturating_duration_since(self.started).as_millis())
+                .unwrap_or(i64::MAX);
+        // Final by the time the task ends; anything else is stored as the shutdown it was.
+        let (state, failure) = match p.state {
+            State::Pending => (State::Error, Some(Failure::Order(OrderError::Shutdown))),
+            s => (s, p.error.clone().map(Failure::Order)),
+        };
+        Record {
+            id: RecordId::random(),
+            started_at: self.started_at,
+            finished_at: UnixMs(self.started_at.0.saturating_add(duration_ms)),
+            duration_ms,
+            channel: self.context.channel,
+            agent: tag(self.context.agent.as_deref()),
+            call_id: tag(self.context.call_id.as_deref()),
+            caller_id: tag(self.caller_id.as_deref()),
+            host: host_name().to_string(),
+            mode: self.mode,
+            call_initiator: self.call_initiator,
+            state,
+            hint_code: p.hint_code.clone(),
+            failure,
+            order_ref: p.order_ref.clone(),
+            pnr_masked: self.pnr.masked(),
+            pnr_pseudonym: key.pseudonym(&self.pnr),
+            pseudonym_key_id: key.id(),
+            evidence: p.evidence.clone(),
         }
     }
 
@@ -406,6 +457,8 @@ struct Inner {
     /// Order tasks still running (each ends after telling BankID when it must); shutdown waits
     /// for them.
     live_tasks: AtomicUsize,
+    /// Where each order's record goes when it ends (`None`: `audit_database = "off"`).
+    audit: Option<Audit>,
 }
 
 impl Inner {
@@ -433,6 +486,9 @@ pub struct Engine {
     inner: Arc<Inner>,
     /// `None` once shut down. Held while spawning, so no task starts after shutdown began.
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    /// This engine's use of the audit writer, given up at shutdown: the last engine using a
+    /// writer (a reload's successor shares it) flushes it and joins its thread.
+    audit_use: Mutex<Option<AuditUse>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -444,22 +500,29 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Loads certificates and builds the HTTP client and background runtime. No request is
+    /// Loads certificates and builds the HTTP client and background runtime, and starts the
+    /// audit writer (see [`crate::audit`]; it connects in the background). No request is
     /// sent to BankID.
     pub fn new(config: Config) -> Result<Engine, Error> {
         let limits = Limits::new(config.limits);
-        Engine::with_limits(config, limits)
+        let audit = start_audit(&config)?;
+        Engine::with_parts(config, limits, audit)
     }
 
     /// A new engine for a reloaded configuration (e.g. a renewed certificate) that keeps this
-    /// one's anti-vishing counters: a number blocked after a declined call stays blocked.
-    /// (Its metrics start at zero, as after a restart.)
+    /// one's anti-vishing counters: a number blocked after a declined call stays blocked. With
+    /// the same audit settings it writes through the same audit writer; with others, through a
+    /// new one. (Its engine metrics start at zero, as after a restart.)
     pub fn successor(&self, config: Config) -> Result<Engine, Error> {
         let limits = self.inner.limits.with_settings(config.limits);
-        Engine::with_limits(config, limits)
+        let audit = match &self.inner.audit {
+            Some(a) if a.settings() == &config.audit => Some(a.clone()),
+            _ => start_audit(&config)?,
+        };
+        Engine::with_parts(config, limits, audit)
     }
 
-    fn with_limits(config: Config, limits: Limits) -> Result<Engine, Error> {
+    fn with_parts(config: Config, limits: Limits, audit: Option<Audit>) -> Result<Engine, Error> {
         let (tls, cert) = config.tls_config_and_certificate().map_err(Error::Config)?;
         let validity = cert.as_ref().map(crate::metrics::Validity::from);
         if validity.is_none() {
@@ -494,6 +557,9 @@ impl Engine {
             }
         };
         metrics.register_connections(client.connections_opened());
+        if let Some(a) = &audit {
+            metrics.register_audit(a.metrics());
+        }
         let metrics = Arc::new(metrics);
         let client = client.with_metrics(metrics.clone());
         let inner = Arc::new(Inner {
@@ -503,6 +569,7 @@ impl Engine {
             config,
             orders: Mutex::new(HandleTable::default()),
             live_tasks: AtomicUsize::new(0),
+            audit,
         });
         let weak = Arc::downgrade(&inner);
         let ttl = inner.config.result_ttl;
@@ -520,10 +587,17 @@ impl Engine {
             runtime.spawn(crate::certinfo::daily_expiry_warnings(cert));
         }
         log::info!("bankid engine ready for {}", inner.config.url());
+        let audit_use = inner.audit.as_ref().map(Audit::engine_use);
         Ok(Engine {
             inner,
             runtime: Mutex::new(Some(runtime)),
+            audit_use: Mutex::new(audit_use),
         })
+    }
+
+    /// The audit writer this engine's records go to (`None`: `audit_database = "off"`).
+    pub fn audit(&self) -> Option<&Audit> {
+        self.inner.audit.as_ref()
     }
 
     /// The configuration in use.
@@ -546,9 +620,25 @@ impl Engine {
         {
             log::warn!("SECURITY: start for {} refused: {r}", pnr.masked());
             self.inner.metrics.refused(&r);
+            if let Some(audit) = &self.inner.audit {
+                // Blocked attempts are on record too: nothing was sent, no orderRef.
+                let cell = Cell::new(pnr.clone(), &opts, request.call_initiator);
+                let p = Progress {
+                    state: State::Error,
+                    hint_code: None,
+                    error: None,
+                    completion: None,
+                    order_ref: None,
+                    finished: Some(cell.started),
+                    evidence: None,
+                };
+                let mut record = cell.record(&p, audit.key());
+                record.failure = Some(Failure::Refused(r.clone()));
+                audit.submit(record);
+            }
             return Err(Error::Refused(r));
         }
-        let cell = Arc::new(Cell::new(pnr.clone(), &opts));
+        let cell = Arc::new(Cell::new(pnr.clone(), &opts, request.call_initiator));
         let id = lock(&self.inner.orders)
             .insert(cell.clone(), self.inner.config.max_orders)
             .map_err(|_| Error::TooManyOrders)?;
@@ -719,7 +809,15 @@ impl Engine {
             // Joins the worker threads (and ends what is left, e.g. idle pooled connections).
             rt.shutdown_timeout(Duration::from_secs(1));
         }
+        // Every record is handed over by now (a task hands its record over before it counts
+        // itself out). The last engine using the writer flushes it and joins its thread.
+        drop(lock(&self.audit_use).take());
     }
+}
+
+/// The audit writer for `config` (`None` when turned off); a failure names the setting.
+fn start_audit(config: &Config) -> Result<Option<Audit>, Error> {
+    Audit::start(&config.audit).map_err(|e| Error::Config(ConfigError(e.0)))
 }
 
 impl Drop for Engine {

@@ -33,6 +33,11 @@ impl Drop for Live<'_> {
             self.0
                 .metrics
                 .order_ended(p.state, p.hint_code.as_ref(), p.error.as_ref());
+            // The order is over (and BankID told): its record goes to the writer, without
+            // waiting, before the task counts itself out (shutdown waits for that count).
+            if let Some(audit) = &self.0.audit {
+                audit.submit(self.1.record(&p, audit.key()));
+            }
         }
         self.0
             .live_tasks
@@ -273,10 +278,16 @@ fn on_answer(inner: &Inner, cell: &Cell, order_ref: &str, resp: CollectResponse)
                 // Already complete at BankID: nothing left to cancel.
                 return Some(End::AtBankId);
             }
+            let keep = inner.audit.as_ref().is_some_and(|a| a.keep_evidence());
             let mut p = cell.progress();
             if !p.state.is_final() {
                 p.state = State::Complete;
                 p.completion = resp.completion_data;
+                p.evidence = resp
+                    .completion_raw
+                    .as_deref()
+                    .filter(|_| keep)
+                    .map(crate::audit::Evidence::from_raw);
                 p.finished = Some(Instant::now());
                 log::info!("order {order_ref} complete for {who}");
             }

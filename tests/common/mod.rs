@@ -48,6 +48,8 @@ impl Env {
         c.order_timeout = Duration::from_secs(5);
         c.request_timeout = Duration::from_millis(1500);
         c.connect_timeout = Duration::from_millis(1000);
+        // Records go to the lab's own directory, never to a real state directory.
+        c.audit = bankid::audit::AuditSettings::in_dir(self.lab.dir());
         c
     }
 
@@ -65,6 +67,9 @@ impl Env {
         self.lab.dir()
     }
 }
+
+#[path = "../support/audit_db.rs"]
+pub mod audit_db;
 
 #[path = "../support/prom.rs"]
 pub mod prom;

@@ -65,15 +65,48 @@ impl Lab {
         self.dir.join("client.key")
     }
 
+    /// The SQLite file a client configuration of this lab records orders in.
+    pub fn audit_db_file(&self) -> PathBuf {
+        self.dir.join("audit.db")
+    }
+
+    /// The audit spool of a client configuration of this lab.
+    pub fn audit_spool_dir(&self) -> PathBuf {
+        self.dir.join("audit-spool")
+    }
+
+    /// The pseudonym key file of a client configuration of this lab.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.dir.join("audit.key")
+    }
+
     /// A client configuration in the library's TOML format: the simulator's URL, its CA and
-    /// the PEM client identity (paths relative to the directory), then `extra` (more
-    /// `key = value` lines, e.g. `poll_interval_ms = 20`).
+    /// the PEM client identity (paths relative to the directory), the audit trail's database,
+    /// spool and key inside the directory (so no lab run writes into a real state directory,
+    /// and simulated records never mix with real ones), then `extra` (more `key = value`
+    /// lines, e.g. `poll_interval_ms = 20`; an `audit_*` key there replaces the lab's).
     pub fn client_toml(&self, extra: &str) -> String {
         let mut text = format!(
             "# a client of the bankid-sim at {url}\nurl = \"{url}\"\nca_file = \"ca.pem\"\n\
              cert_file = \"client.pem\"\nkey_file = \"client.key\"\n",
             url = self.sim.base_url()
         );
+        let sets = |key: &str| {
+            extra.lines().any(|l| {
+                l.trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+        };
+        for (key, path) in [
+            ("audit_database", self.audit_db_file()),
+            ("audit_spool_dir", self.audit_spool_dir()),
+            ("audit_key_file", self.audit_key_file()),
+        ] {
+            if !sets(key) {
+                text.push_str(&format!("{key} = {:?}\n", path.display().to_string()));
+            }
+        }
         text.push_str(extra);
         if !text.ends_with('\n') {
             text.push('\n');
@@ -186,6 +219,16 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("poll_interval_ms = 20\n"), "{text}");
+        let in_dir = |k: &str| {
+            text.lines()
+                .any(|l| l.starts_with(k) && l.contains(&dir.display().to_string()))
+        };
+        for k in ["audit_database", "audit_spool_dir", "audit_key_file"] {
+            assert!(in_dir(k), "{k} not in the lab's directory: {text}");
+        }
+        let own = lab.client_toml("audit_database = \"off\"");
+        assert_eq!(own.matches("audit_database").count(), 1, "{own}");
+        assert!(own.contains("audit_spool_dir"), "{own}");
         drop(lab);
         assert!(!dir.exists());
     }

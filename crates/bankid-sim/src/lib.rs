@@ -480,6 +480,8 @@ pub(crate) struct Counters {
 
 pub(crate) struct Shared {
     pub book: Mutex<orders::Book>,
+    /// The `completionData` of the last [`SENT_KEPT`] complete collect answers, as sent.
+    pub sent: Mutex<std::collections::VecDeque<(String, serde_json::Value)>>,
     pub faults: Mutex<Vec<Fault>>,
     pub timing: orders::Timing,
     pub latency: Duration,
@@ -561,6 +563,7 @@ impl Simulator {
         let scale = |d: Duration| d.mul_f64(speed);
         let shared = Arc::new(Shared {
             book: Mutex::new(orders::Book::default()),
+            sent: Mutex::new(std::collections::VecDeque::new()),
             faults: Mutex::new(Vec::new()),
             timing: orders::Timing {
                 speed,
@@ -689,6 +692,19 @@ impl Simulator {
             .unwrap_or_else(|e| e.into_inner())
             .list(&self.shared.timing)
     }
+    /// The `completionData` the simulator sent for `order_ref`, exactly as sent (after any
+    /// answer-shape fault), if it answered `complete` for it (the last [`SENT_KEPT`] kept). In
+    /// the process only, never on the control API: it holds the whole personal number.
+    pub fn completion_sent(&self, order_ref: &str) -> Option<serde_json::Value> {
+        self.shared
+            .sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .rev()
+            .find(|(r, _)| r == order_ref)
+            .map(|(_, v)| v.clone())
+    }
     /// Counters since start.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
@@ -707,7 +723,28 @@ impl Simulator {
     }
 }
 
+/// How many sent completionData [`Simulator::completion_sent`] remembers.
+pub const SENT_KEPT: usize = 10_000;
+
 impl Shared {
+    /// Remembers what a complete collect answer sent.
+    pub(crate) fn note_sent(&self, answer: &serde_json::Value) {
+        let (Some(r), Some(cd)) = (
+            answer.get("orderRef").and_then(serde_json::Value::as_str),
+            answer.get("completionData"),
+        ) else {
+            return;
+        };
+        if answer.get("status").and_then(serde_json::Value::as_str) != Some("complete") {
+            return;
+        }
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        if sent.len() >= SENT_KEPT {
+            sent.pop_front();
+        }
+        sent.push_back((r.to_string(), cd.clone()));
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         Stats {
             handshakes: self.counters.handshakes.load(Ordering::Relaxed),

@@ -415,6 +415,11 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Dro
             other => other,
         }
     };
+    if let Ok(v) = &result {
+        if endpoint == "collect" {
+            shared.note_sent(v);
+        }
+    }
     Ok(match result {
         Ok(v) => reply(200, v),
         Err((status, code, details)) => error(status, code, &details),
