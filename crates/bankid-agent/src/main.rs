@@ -112,9 +112,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    // sqlx logs every statement at debug: at RUST_LOG=debug that is a line per request (each
+    // one checks its session), drowning what the page says. Only when asked for by name.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("sqlx")) {
+        logger.filter_module("sqlx", log::LevelFilter::Warn);
+    }
+    logger.format_target(false).init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -185,6 +190,12 @@ fn run(cli: Cli) -> Result<(), StartupError> {
         simulated_records(&mut config.audit, &cli.accounts)?;
     }
     let database = config.audit.database.clone();
+    // Connected (and the schema brought up to date) before the engine's audit writer starts
+    // its own connection in the background: one migrator at a time on a new file.
+    let agent_db = match &database {
+        Some(db) => Some(rt.block_on(AgentDb::connect(db))?),
+        None => None,
+    };
     let engine = Engine::new(config)?;
     let tls = match (&cli.tls_cert, &cli.tls_key) {
         (Some(c), Some(k)) => Some(bankid_agent::tls_config(c, k)?),
@@ -201,10 +212,7 @@ fn run(cli: Cli) -> Result<(), StartupError> {
     opts.frame_ancestors = cli.frame_ancestors.clone();
     opts.identify_limit = cli.identify_limit;
     opts.session_idle = Duration::from_secs(cli.session_idle_min.max(1) * 60);
-    opts.database = match &database {
-        Some(db) => Some(rt.block_on(AgentDb::connect(db))?),
-        None => None,
-    };
+    opts.database = agent_db;
     let app = App::new(opts);
 
     rt.block_on(async {

@@ -49,10 +49,11 @@ fn run_agent_with(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Running 
     let mut stdout = Vec::new();
     let url = loop {
         let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "exited early: {stdout:?}"
-        );
+        if out.read_line(&mut line).unwrap() == 0 {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("exited early: {stdout:?}\n{err}");
+        }
         stdout.push(line.trim_end().to_string());
         if let Some(rest) = line.strip_prefix("open ") {
             break rest
@@ -468,13 +469,18 @@ async fn sighup_reloads_bankid_and_the_accounts_without_logging_anyone_out() {
     })
     .unwrap();
     let config = dir.join("bankid.toml");
+    // Records in the test's directory, never in a real state directory.
     let absolute = |lab: &bankid_sim::Lab| {
         format!(
-            "url = \"{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            "url = \"{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+             audit_database = \"{}\"\naudit_spool_dir = \"{}\"\naudit_key_file = \"{}\"\n",
             lab.base_url(),
             lab.ca_file().display(),
             lab.cert_file().display(),
-            lab.key_file().display()
+            lab.key_file().display(),
+            dir.join("audit.db").display(),
+            dir.join("audit-spool").display(),
+            dir.join("audit.key").display(),
         )
     };
     std::fs::write(&config, absolute(&first)).unwrap();

@@ -7,11 +7,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bankid::audit::Database;
 use bankid_agent::accounts::{Accounts, Role};
 use bankid_agent::limits::Limit;
 use bankid_sim::testdb::TestDb;
-use common::{start_recorded, Client, Harness, Records, PASSWORD_A, PASSWORD_B, PASSWORD_S};
+use common::{
+    shared_records, start_recorded, Client, Harness, Records, PASSWORD_A, PASSWORD_B, PASSWORD_S,
+};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -57,9 +58,13 @@ fn limit(max: usize, secs: u64) -> Limit {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_postgres_share_sessions_logouts_and_the_login_limit() {
     let db = TestDb::new();
-    let shared = || Records::In(Database::Postgres(db.url().into()));
-    let a = start_recorded(0.05, shared(), |o| o.login_limit = limit(3, 600)).await;
-    let b = start_recorded(0.05, shared(), |o| o.login_limit = limit(3, 600)).await;
+    let (records, _key) = shared_records(&db);
+    let again = match &records {
+        Records::Shared(d, k) => Records::Shared(d.clone(), k.clone()),
+        _ => unreachable!(),
+    };
+    let a = start_recorded(0.05, records, |o| o.login_limit = limit(3, 600)).await;
+    let b = start_recorded(0.05, again, |o| o.login_limit = limit(3, 600)).await;
     assert!(a.app.shares_sessions() && b.app.shares_sessions());
 
     // Log in on A; B knows the session, its agent, role and CSRF token.
@@ -230,6 +235,43 @@ async fn agent_actions_are_recorded_with_numbers_masked() {
         assert_eq!(r.get::<String, _>("remote"), "127.0.0.1");
         assert!(!r.get::<String, _>("host").is_empty());
     }
+    // The engine's records of both orders name the agent page and the agent.
+    let until = Instant::now() + Duration::from_secs(20);
+    let records = loop {
+        let rows: Vec<(String, Option<String>, String, String)> = sqlx::query(
+            "SELECT channel, agent, state, pnr_masked FROM audit_orders ORDER BY started_at",
+        )
+        .fetch_all(h.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get("channel"),
+                r.get("agent"),
+                r.get("state"),
+                r.get("pnr_masked"),
+            )
+        })
+        .collect();
+        if rows.len() >= 2 || Instant::now() > until {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let agent = Some("anna".to_string());
+    assert_eq!(
+        records,
+        vec![
+            (
+                "agent".into(),
+                agent.clone(),
+                "complete".into(),
+                "850312-XXXX".into()
+            ),
+            ("agent".into(), agent, "failed".into(), "770908-XXXX".into()),
+        ]
+    );
     // The whole number is nowhere in the events.
     let all: Vec<String> = sqlx::query(
         "SELECT agent || action || coalesce(pnr_masked, '') || coalesce(order_id, '') || coalesce(remote, '') AS t \
@@ -294,12 +336,8 @@ async fn a_removed_agent_or_a_changed_role_ends_shared_sessions_at_the_reload() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_database_down_nothing_is_done_and_the_page_is_told_so() {
     let db = TestDb::new();
-    let h = start_recorded(
-        0.05,
-        Records::In(Database::Postgres(db.url().into())),
-        |_| {},
-    )
-    .await;
+    let (records, _key) = shared_records(&db);
+    let h = start_recorded(0.05, records, |_| {}).await;
     let anna = h.agent("anna").await;
     db.cut_off();
     let until = Instant::now() + Duration::from_secs(30);

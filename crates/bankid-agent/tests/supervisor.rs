@@ -5,9 +5,10 @@
 
 mod common;
 
-use bankid::audit::Database;
 use bankid_sim::testdb::TestDb;
-use common::{insert_records, now_ms, start, start_recorded, Client, Harness, Rec, Records};
+use common::{
+    insert_records, now_ms, shared_records, start, start_recorded, Client, Harness, Rec, Records,
+};
 use serde_json::{json, Value};
 
 const MIN: i64 = 60_000;
@@ -396,12 +397,8 @@ async fn a_supervisor_filters_looks_up_downloads_and_exports_records_in_sqlite()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_filters_looks_up_downloads_and_exports_records_in_postgres() {
     let db = TestDb::new();
-    let h = start_recorded(
-        0.05,
-        Records::In(Database::Postgres(db.url().into())),
-        |_| {},
-    )
-    .await;
+    let (records, _key) = shared_records(&db);
+    let h = start_recorded(0.05, records, |_| {}).await;
     exercise(&h).await;
     drop(h);
 }

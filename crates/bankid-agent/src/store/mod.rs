@@ -29,6 +29,9 @@ use crate::error::StartupError;
 /// At most this many connections from one agent-page instance.
 const MAX_CONNECTIONS: u32 = 8;
 
+/// How often a migration that failed (another process migrating at once) is tried again.
+const MIGRATION_RETRIES: u32 = 5;
+
 /// How long a request waits for a connection before it fails (503) instead of hanging.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -50,10 +53,23 @@ impl std::fmt::Debug for AgentDb {
 impl AgentDb {
     /// Connects to `database` (creating an SQLite file and bringing the schema up to date, as
     /// every writer of it does). Errors name the database, never its password.
+    ///
+    /// Another process (an IVR tool, the engine's writer) may be migrating a new SQLite file at
+    /// the same moment, and SQLite has no lock for that: a failed migration is tried again a
+    /// few times, by when the other one has finished (PostgreSQL's migrations take a lock).
     pub async fn connect(database: &Database) -> Result<AgentDb, StartupError> {
-        let pool = bankid::audit::db::connect(database, MAX_CONNECTIONS, CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| StartupError::Database(e.to_string()))?;
+        let mut attempt = 0;
+        let pool = loop {
+            match bankid::audit::db::connect(database, MAX_CONNECTIONS, CONNECT_TIMEOUT).await {
+                Ok(pool) => break pool,
+                Err(e) if attempt < MIGRATION_RETRIES && e.0.contains("migration") => {
+                    attempt += 1;
+                    log::debug!("{e}; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(StartupError::Database(e.to_string())),
+            }
+        };
         Ok(AgentDb {
             pool,
             database: Arc::new(database.clone()),

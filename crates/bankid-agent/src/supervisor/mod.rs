@@ -116,10 +116,14 @@ fn db(app: &App) -> ApiResult<&AgentDb> {
     app.database().ok_or(ApiError::RecordsOff)
 }
 
-/// The pseudonym key of the records: the engine's `audit_key_file`. Made when missing for an
-/// SQLite file of our own (as the engine's writer does); a shared database needs the key
+/// The pseudonym key of the records: the one the engine's audit writer uses (so a lookup and
+/// the records it looks for cannot disagree), else the engine's `audit_key_file` — made when
+/// missing for an SQLite file of our own, as the writer does; a shared database needs the key
 /// every host uses, so there it must exist.
 fn pseudonym_key(app: &App, db: &AgentDb) -> ApiResult<PseudonymKey> {
+    if let Some(audit) = app.engine().current().audit() {
+        return Ok(audit.key().clone());
+    }
     let file = app.engine().config().audit.key_file;
     let key = if db.database().is_shared() {
         PseudonymKey::load(&file)

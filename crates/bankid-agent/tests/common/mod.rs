@@ -40,8 +40,29 @@ pub enum Records {
     Off,
     /// A fresh SQLite file in the simulator's private directory.
     Sqlite,
-    /// This database (a `TestDb`'s URL, or an SQLite file that outlives the harness).
-    In(Database),
+    /// A shared database (a `TestDb`) and the pseudonym key every instance on it uses (a
+    /// shared database takes no key made on the spot): see [`shared_records`].
+    Shared(Database, PathBuf),
+}
+
+/// A pseudonym key file for a test database, removed when dropped.
+pub struct KeyFile(pub PathBuf);
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Records in the PostgreSQL test database `db`, with a key file of its own (made now, as an
+/// operator makes one with `openssl rand -hex 32`). Call again for a second instance.
+pub fn shared_records(db: &bankid_sim::testdb::TestDb) -> (Records, KeyFile) {
+    let key = std::env::temp_dir().join(format!("{}.key", db.name()));
+    bankid::audit::PseudonymKey::load_or_create(&key).expect("a key file");
+    (
+        Records::Shared(Database::Postgres(db.url().into()), key.clone()),
+        KeyFile(key),
+    )
 }
 
 /// Starts the simulator at `speed` and an agent server with agents `anna` and `bertil` and the
@@ -61,7 +82,7 @@ pub async fn start_recorded(
         ..Default::default()
     })
     .expect("simulator");
-    let key_file = sim.dir().join("audit.key");
+    let mut key_file = sim.dir().join("audit.key");
     let mut config = Config::custom(
         &sim.base_url(),
         &sim.ca_file(),
@@ -78,11 +99,19 @@ pub async fn start_recorded(
     let database = match records {
         Records::Off => None,
         Records::Sqlite => Some(Database::Sqlite(sim.dir().join("audit.db"))),
-        Records::In(db) => Some(db),
+        Records::Shared(db, key) => {
+            key_file = key;
+            Some(db)
+        }
     };
     config.audit.database = database.clone();
     config.audit.key_file = key_file.clone();
     config.audit.spool_dir = sim.dir().join("audit-spool");
+    // As main.rs does: the page's connection migrates a new file before the engine's writer.
+    let agent_db = match &database {
+        Some(db) => Some(AgentDb::connect(db).await.expect("the audit database")),
+        None => None,
+    };
     let engine = Engine::new(config).expect("engine");
     let accounts = Accounts::from_entries(&[
         ("anna", PASSWORD_A, Role::Agent),
@@ -92,9 +121,7 @@ pub async fn start_recorded(
     let mut opts = Options::new(accounts, engine);
     opts.simulated = Some(bankid_agent::simulator_persons());
     opts.backend_label = "simulator".into();
-    if let Some(db) = &database {
-        opts.database = Some(AgentDb::connect(db).await.expect("the audit database"));
-    }
+    opts.database = agent_db;
     adjust(&mut opts);
     let base_path = opts.base_path.clone();
     let app = App::new(opts);
