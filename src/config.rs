@@ -271,11 +271,13 @@ impl Config {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
-                other => return Err(ConfigError(format!(
+                other => {
+                    return Err(ConfigError(format!(
                     "configuration file {}: {k} must be a string, a number or true/false, not {}",
                     path.display(),
                     other.type_str()
-                ))),
+                )))
+                }
             };
             map.insert(k, s);
         }
