@@ -31,6 +31,9 @@ ca_file = "ca.pem"
 cert_file = "client.pem"
 key_file = "client.key"
 poll_interval_ms = 2000
+audit_database = "audit.db"
+audit_spool_dir = "audit-spool"
+audit_key_file = "audit.key"
 TOML
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

@@ -470,11 +470,15 @@ async fn sighup_reloads_bankid_and_the_accounts_without_logging_anyone_out() {
     let config = dir.join("bankid.toml");
     let absolute = |lab: &bankid_sim::Lab| {
         format!(
-            "url = \"{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            "url = \"{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+             audit_database = \"{d}/audit.db\"\naudit_spool_dir = \"{d}/audit-spool\"\n\
+             audit_key_file = \"{d}/audit.key\"\n",
             lab.base_url(),
             lab.ca_file().display(),
             lab.cert_file().display(),
-            lab.key_file().display()
+            lab.key_file().display(),
+            // The records in the test's directory, never in a real state directory.
+            d = dir.display()
         )
     };
     std::fs::write(&config, absolute(&first)).unwrap();

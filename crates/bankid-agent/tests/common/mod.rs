@@ -46,6 +46,8 @@ pub async fn start(speed: f64, adjust: impl FnOnce(&mut Options)) -> Harness {
     );
     // Several collects per scenario step, so that tests see every step.
     config.poll_interval = Duration::from_secs_f64((0.5 * speed).clamp(0.01, 2.0));
+    // Records in the simulator's directory, never in a real state directory.
+    config.audit = bankid::audit::AuditSettings::in_dir(sim.dir());
     let engine = Engine::new(config).expect("engine");
     let accounts = Accounts::from_pairs(&[("anna", PASSWORD_A), ("bertil", PASSWORD_B)]);
     let mut opts = Options::new(accounts, engine);
