@@ -8,10 +8,12 @@
 //! - [`spool`]: where records wait on disk (fsynced) until the database has them.
 //! - [`store`]: the writer's connection and every statement it runs (insert, purge, probe).
 //! - [`writer`]: [`Audit`], the writer thread the order tasks hand their records to.
+//! - [`check`]: what `bankid-ivr doctor` says about it, changing nothing.
 //!
 //! Where records go is configured with the `audit_*` keys ([`AuditSettings`]); with nothing
 //! set, an SQLite file in the state directory ([`state_dir`]).
 
+pub mod check;
 pub mod db;
 pub mod pseudonym;
 pub mod record;
