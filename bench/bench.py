@@ -70,6 +70,8 @@ class Sim:
 
 def config(sim, path, **extra):
     lines = [f'url = "{sim.url}"', 'ca_file = "ca.pem"', 'cert_file = "client.pem"', 'key_file = "client.key"']
+    # The run's records beside its certificates (relative to this file), never in a real state directory.
+    lines += ['audit_database = "audit.db"', 'audit_spool_dir = "audit-spool"', 'audit_key_file = "audit.key"']
     lines += [f"{k} = {v}" for k, v in extra.items()]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

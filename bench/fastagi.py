@@ -144,7 +144,9 @@ def main():
         cfg = os.path.join(certs, "bankid.toml")
         with open(cfg, "w") as f:
             f.write(f'url = "{url}"\nca_file = "ca.pem"\ncert_file = "client.pem"\nkey_file = "client.key"\n'
-                    "poll_interval_ms = 2000\n")
+                    "poll_interval_ms = 2000\n"
+                    # The run's records beside its certificates, never in a real state directory.
+                    'audit_database = "audit.db"\naudit_spool_dir = "audit-spool"\naudit_key_file = "audit.key"\n')
         server = subprocess.Popen([os.path.join(REL, "bankid-ivr"), "fastagi", "--listen", "127.0.0.1:0",
                                    "--config", cfg, "--max-calls", str(CALLS)],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

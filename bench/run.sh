@@ -4,12 +4,15 @@
 #   bash bench/run.sh --quick    # reduced (CI): small sizes, same code paths
 # 1. bankid_poll latency from C (here); 2. concurrent orders, 3. cost per identification against
 # curl, pybankid and the npm `bankid` package, 4. detection latency (bench/bench.py), 5. the FastAGI
-# server holding --max-calls concurrent calls (bench/fastagi.py).
+# server holding --max-calls concurrent calls (bench/fastagi.py), 7. the audit writer into one
+# SQLite file and one PostgreSQL database (examples/audit_bench.rs; PostgreSQL when
+# BANKID_TEST_POSTGRES names a cluster, as scripts/test.sh and scripts/pg-test.sh give one).
 # Peers are installed here when missing: pybankid into .venv, `bankid` from npm into bench/peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0; [ "${1:-}" = "--quick" ] && quick=1
 cargo build --release -q -p bankid-ivr -p bankid-sim -p bankid-ivr-cli
+cargo build --release -q -p bankid-ivr --example audit_bench
 # Honour CARGO_TARGET_DIR (the build above does); bench.py reads BANKID_BENCH_TARGET.
 rel=${CARGO_TARGET_DIR:-target}/release
 export BANKID_BENCH_TARGET=$rel
@@ -31,6 +34,9 @@ ca_file = "ca.pem"
 cert_file = "client.pem"
 key_file = "client.key"
 poll_interval_ms = 2000
+audit_database = "audit.db"
+audit_spool_dir = "audit-spool"
+audit_key_file = "audit.key"
 TOML
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -53,3 +59,16 @@ echo
 echo "## 5. The FastAGI server (bankid-ivr fastagi) holding --max-calls concurrent calls"
 echo
 if [ $quick = 1 ]; then python3 bench/fastagi.py --quick; else python3 bench/fastagi.py; fi
+echo
+echo "## 7. The audit trail: records per second and CPU per record through the writer"
+echo
+echo "| database | records handed over | records | seconds | records/s | CPU per record (this process) |"
+echo "|---|---|---|---|---|---|"
+if [ $quick = 1 ]; then burst=2000; single=200; else burst=50000; single=2000; fi
+pg=""; [ -n "${BANKID_TEST_POSTGRES:-}" ] && pg="--postgres"
+"$rel/examples/audit_bench" --burst $burst --one-by-one $single $pg | while read -r line; do
+  eval "$(echo "$line" | tr ' ' '\n' | grep '=' | sed 's/^/a_/')"
+  case $a_mode in burst) how="all at once (batches of up to 256)";; *) how="one by one, each flushed";; esac
+  echo "| $a_database | $how | $a_records | $a_seconds | $a_per_second | ${a_cpu_per_record_us} µs |"
+done
+[ -n "$pg" ] || echo "(PostgreSQL not measured: BANKID_TEST_POSTGRES is not set)"

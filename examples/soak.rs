@@ -231,6 +231,8 @@ fn main() {
         per_number: 0,
         per_caller: 0,
     };
+    // The soak's records stay with its simulator, never in a real state directory.
+    config.audit = bankid::audit::AuditSettings::in_dir(&sim.dir);
     let control = Control::new(&config, &sim.url);
     let deadline_slack = config.order_timeout + Duration::from_secs(10);
     let threads_idle = proc_status("Threads:");

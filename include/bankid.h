@@ -257,6 +257,43 @@ typedef uint32_t bankid_text_format;
 #endif // __cplusplus
 
 /**
+ * `channel` of `bankid_start_options`: the entry point an order's audit record names.
+ */
+enum bankid_channel
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A host of the C ABI (an IVR's custom-block hook, an integrator's program), the default.
+   */
+  BANKID_CHANNEL_C_ABI = 0,
+  /**
+   * Cally Square's System block (`bankid-ivr identify`).
+   */
+  BANKID_CHANNEL_IDENTIFY = 1,
+  /**
+   * A FastAGI server.
+   */
+  BANKID_CHANNEL_FASTAGI = 2,
+  /**
+   * A dry run of a flow (`bankid-ivr flow run`).
+   */
+  BANKID_CHANNEL_FLOW_RUN = 3,
+  /**
+   * An agent's page.
+   */
+  BANKID_CHANNEL_AGENT = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum bankid_channel bankid_channel;
+#else
+typedef uint32_t bankid_channel;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Options for `bankid_start_with`. Fill it with `bankid_start_options_init` first, then set
  * what you need: fields are only ever appended, and `struct_size` tells the library which
  * ones your program knows, so a program built against an older header keeps working.
@@ -305,6 +342,17 @@ typedef struct bankid_start_options {
    * 0 default.
    */
   uint32_t require_id_document;
+  /**
+   * The host's identifier of the call, kept in the order's audit record (e.g. Asterisk's
+   * `uniqueid`), or NULL. UTF-8, at most 128 bytes, no control characters. Not sent to
+   * BankID.
+   */
+  const char *call_id;
+  /**
+   * A `bankid_channel` value: the entry point the audit record names; default
+   * `BANKID_CHANNEL_C_ABI`.
+   */
+  uint32_t channel;
 } bankid_start_options;
 
 /**
@@ -317,6 +365,8 @@ typedef uint64_t bankid_order;
  * during the call. Called from library threads; must not call back into the library.
  */
 typedef void (*bankid_log_callback)(uint32_t level, const char *message, void *userdata);
+
+
 
 #ifdef __cplusplus
 extern "C" {
@@ -362,8 +412,8 @@ bankid_status bankid_shutdown(void);
 
 /**
  * Fills `*opts` with the defaults of this library version (`struct_size` set, every pointer
- * NULL, `call_initiator` default, identify, plain text, no requirement). Never fails for a
- * non-NULL `opts`.
+ * NULL, `call_initiator` default, identify, plain text, no requirement, channel C ABI). Never
+ * fails for a non-NULL `opts`.
  *
  * # Safety
  * `opts` must be NULL or writable for `sizeof(bankid_start_options)`.
@@ -389,12 +439,15 @@ bankid_status bankid_start(const char *personal_number,
 
 /**
  * Like `bankid_start`, with options (`bankid_start_options_init` first): identify or sign,
- * a text shown in the app, hidden data, the security code or an ID-document check. Only the
- * fields within `opts->struct_size` are read, so a struct from an older header (the first
- * version ends after `caller_id`) works with the defaults for the rest.
+ * a text shown in the app, hidden data, the security code or an ID-document check, and the
+ * call's identifier and channel for its audit record. Only the fields within
+ * `opts->struct_size` are read, so a struct from an older header (the first version ends
+ * after `caller_id`, the second after `require_id_document`) works with the defaults for the
+ * rest. Every order (also one started with `bankid_start`) ends as one audit record.
  * `BANKID_INVALID_ARGUMENT` when `opts->struct_size` is smaller than the first version, for an
- * unknown enum value or a flag other than 0/1, for signing without `user_visible_data`, or for
- * a text over BankID's length limits (`bankid_last_error` names the field, never its content).
+ * unknown enum value or a flag other than 0/1, for signing without `user_visible_data`, for
+ * a text over BankID's length limits, or for a `call_id` over 128 bytes or with control
+ * characters (`bankid_last_error` names the field, never its content).
  * Returns at once; thread-safe.
  *
  * # Safety

@@ -271,11 +271,13 @@ impl Config {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
-                other => return Err(ConfigError(format!(
+                other => {
+                    return Err(ConfigError(format!(
                     "configuration file {}: {k} must be a string, a number or true/false, not {}",
                     path.display(),
                     other.type_str()
-                ))),
+                )))
+                }
             };
             map.insert(k, s);
         }
@@ -786,6 +788,104 @@ mod tests {
             let e = with(url).unwrap_err();
             assert!(e.0.contains("once a second"), "{url}: {e}");
         }
+    }
+
+    fn with_audit(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut all = vec![
+            ("preset", "test"),
+            ("p12_file", "/x.p12"),
+            ("p12_password", "p"),
+        ];
+        all.extend_from_slice(pairs);
+        Config::from_map(&map(&all), env_name)
+    }
+
+    #[test]
+    fn audit_settings_default_to_the_state_directory_and_are_checked() {
+        use crate::audit::{AuditSettings, Database};
+        let cfg = with_audit(&[]).unwrap();
+        assert_eq!(cfg.audit, AuditSettings::defaults());
+        let cfg = with_audit(&[
+            ("audit_database", "sqlite:/srv/bankid/a.db"),
+            ("audit_spool_dir", "/srv/bankid/spool"),
+            ("audit_key_file", "/srv/bankid/k"),
+            ("audit_spool_max_records", "10"),
+            ("audit_keep_evidence", "false"),
+            ("audit_retention_days", "90"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cfg.audit,
+            AuditSettings {
+                database: Some(Database::Sqlite("/srv/bankid/a.db".into())),
+                spool_dir: "/srv/bankid/spool".into(),
+                spool_max_records: 10,
+                key_file: "/srv/bankid/k".into(),
+                keep_evidence: false,
+                retention_days: 90,
+            }
+        );
+        assert_eq!(
+            with_audit(&[("audit_database", "off")])
+                .unwrap()
+                .audit
+                .database,
+            None
+        );
+        // A shared database needs the key given: every host must use the same.
+        let pg = ("audit_database", "postgres://audit:s3cret@db/bankid");
+        let e = with_audit(&[pg]).unwrap_err();
+        assert!(e.0.starts_with("BANKID_AUDIT_KEY_FILE: required"), "{e}");
+        assert!(!e.0.contains("s3cret"), "{e}");
+        let cfg = with_audit(&[pg, ("audit_key_file", "/etc/bankid/audit.key")]).unwrap();
+        assert!(cfg.audit.database.unwrap().is_shared());
+        assert!(
+            !format!("{:?}", with_audit(&[pg, ("audit_key_file", "/k")]).unwrap())
+                .contains("s3cret")
+        );
+        for (k, v, why) in [
+            ("audit_retention_days", "0", "must be 1 to"),
+            ("audit_spool_max_records", "0", "must be 1 to"),
+            ("audit_keep_evidence", "yes", "true or false"),
+            ("audit_spool_dir", "spool", "absolute path"),
+            ("audit_key_file", "audit.key", "absolute path"),
+            ("audit_database", "mysql://u:pw@h/db", "not a database"),
+            ("audit_database", "audit.db", "absolute path"),
+        ] {
+            let e = with_audit(&[(k, v)]).unwrap_err();
+            let name = env_name(k);
+            assert!(
+                e.0.starts_with(&format!("{name}:")) && e.0.contains(why),
+                "{k}: {e}"
+            );
+            assert!(!e.0.contains("pw@"), "{e}");
+        }
+    }
+
+    #[test]
+    fn audit_paths_in_a_file_are_relative_to_it_and_keep_evidence_takes_a_boolean() {
+        let dir = std::env::temp_dir().join(format!("bankid-cfg-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bankid.toml");
+        std::fs::write(
+            &file,
+            "preset = \"test\"\np12_file = \"x.p12\"\np12_password = \"p\"\n\
+             audit_database = \"records/audit.db\"\naudit_spool_dir = \"spool\"\n\
+             audit_key_file = \"audit.key\"\naudit_keep_evidence = false\n",
+        )
+        .unwrap();
+        let cfg = Config::from_file(&file).unwrap();
+        assert_eq!(
+            cfg.audit.database,
+            Some(crate::audit::Database::Sqlite(dir.join("records/audit.db")))
+        );
+        assert_eq!(cfg.audit.spool_dir, dir.join("spool"));
+        assert_eq!(cfg.audit.key_file, dir.join("audit.key"));
+        assert!(!cfg.audit.keep_evidence);
+        std::fs::write(&file, "preset = \"test\"\naudit_keep_evidence = [true]\n").unwrap();
+        let e = Config::from_file(&file).unwrap_err();
+        assert!(e.0.contains("audit_keep_evidence must be"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

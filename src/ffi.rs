@@ -16,6 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, LazyLock, RwLock};
 
+use crate::audit::{CallContext, Channel};
 use crate::config::Config;
 use crate::messages::Language;
 use crate::order::{Error, Mode, Refusal, Reloadable, StartOptions, State};
@@ -142,13 +143,45 @@ pub enum bankid_text_format {
     BANKID_TEXT_FORMAT_SIMPLE_MARKDOWN_V1 = 1,
 }
 
+/// `channel` of `bankid_start_options`: the entry point an order's audit record names.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::FromRepr)]
+pub enum bankid_channel {
+    /// A host of the C ABI (an IVR's custom-block hook, an integrator's program), the default.
+    BANKID_CHANNEL_C_ABI = 0,
+    /// Cally Square's System block (`bankid-ivr identify`).
+    BANKID_CHANNEL_IDENTIFY = 1,
+    /// A FastAGI server.
+    BANKID_CHANNEL_FASTAGI = 2,
+    /// A dry run of a flow (`bankid-ivr flow run`).
+    BANKID_CHANNEL_FLOW_RUN = 3,
+    /// An agent's page.
+    BANKID_CHANNEL_AGENT = 4,
+}
+
+impl From<bankid_channel> for Channel {
+    fn from(c: bankid_channel) -> Channel {
+        match c {
+            bankid_channel::BANKID_CHANNEL_C_ABI => Channel::CAbi,
+            bankid_channel::BANKID_CHANNEL_IDENTIFY => Channel::Identify,
+            bankid_channel::BANKID_CHANNEL_FASTAGI => Channel::FastAgi,
+            bankid_channel::BANKID_CHANNEL_FLOW_RUN => Channel::FlowRun,
+            bankid_channel::BANKID_CHANNEL_AGENT => Channel::Agent,
+        }
+    }
+}
+
+/// The longest `call_id` accepted, in bytes.
+const CALL_ID_MAX: usize = 128;
+
 c_enum_conversions!(
     bankid_status,
     bankid_state,
     bankid_lang,
     bankid_call_initiator,
     bankid_mode,
-    bankid_text_format
+    bankid_text_format,
+    bankid_channel
 );
 
 /// An order handle. 0 is never a valid handle.
@@ -415,6 +448,14 @@ pub struct bankid_start_options {
     /// 1: an extra check of the caller's passport or national ID card (`requirement.mrtd`);
     /// 0 default.
     pub require_id_document: u32,
+    // ---- version 3 (the audit trail); a version-2 struct ends here ----
+    /// The host's identifier of the call, kept in the order's audit record (e.g. Asterisk's
+    /// `uniqueid`), or NULL. UTF-8, at most 128 bytes, no control characters. Not sent to
+    /// BankID.
+    pub call_id: *const c_char,
+    /// A `bankid_channel` value: the entry point the audit record names; default
+    /// `BANKID_CHANNEL_C_ABI`.
+    pub channel: u32,
 }
 
 /// The `struct_size` of the first version of `bankid_start_options` (up to `caller_id`): still
@@ -434,12 +475,14 @@ fn start_options_defaults() -> bankid_start_options {
         user_non_visible_data: std::ptr::null(),
         require_pin_code: 0,
         require_id_document: 0,
+        call_id: std::ptr::null(),
+        channel: bankid_channel::BANKID_CHANNEL_C_ABI as u32,
     }
 }
 
 /// Fills `*opts` with the defaults of this library version (`struct_size` set, every pointer
-/// NULL, `call_initiator` default, identify, plain text, no requirement). Never fails for a
-/// non-NULL `opts`.
+/// NULL, `call_initiator` default, identify, plain text, no requirement, channel C ABI). Never
+/// fails for a non-NULL `opts`.
 ///
 /// # Safety
 /// `opts` must be NULL or writable for `sizeof(bankid_start_options)`.
@@ -513,6 +556,34 @@ fn step_up_options(
     })
 }
 
+/// The version-3 fields as the order's call context.
+fn call_context(
+    o: &bankid_start_options,
+    call_id: Option<&str>,
+) -> Result<CallContext, bankid_status> {
+    let channel = bankid_channel::try_from(o.channel).map_err(|other| {
+        fail(
+            BANKID_INVALID_ARGUMENT,
+            format!("opts->channel {other} is not a bankid_channel (0 to 4)"),
+        )
+    })?;
+    if let Some(id) = call_id {
+        if id.len() > CALL_ID_MAX || id.chars().any(char::is_control) {
+            return Err(fail(
+                BANKID_INVALID_ARGUMENT,
+                format!(
+                    "opts->call_id must be at most {CALL_ID_MAX} bytes without control characters"
+                ),
+            ));
+        }
+    }
+    Ok(CallContext {
+        channel: channel.into(),
+        agent: None,
+        call_id: call_id.map(str::to_string),
+    })
+}
+
 fn start(
     personal_number: &str,
     call_initiator: u32,
@@ -572,12 +643,15 @@ pub unsafe extern "C" fn bankid_start(
 }
 
 /// Like `bankid_start`, with options (`bankid_start_options_init` first): identify or sign,
-/// a text shown in the app, hidden data, the security code or an ID-document check. Only the
-/// fields within `opts->struct_size` are read, so a struct from an older header (the first
-/// version ends after `caller_id`) works with the defaults for the rest.
+/// a text shown in the app, hidden data, the security code or an ID-document check, and the
+/// call's identifier and channel for its audit record. Only the fields within
+/// `opts->struct_size` are read, so a struct from an older header (the first version ends
+/// after `caller_id`, the second after `require_id_document`) works with the defaults for the
+/// rest. Every order (also one started with `bankid_start`) ends as one audit record.
 /// `BANKID_INVALID_ARGUMENT` when `opts->struct_size` is smaller than the first version, for an
-/// unknown enum value or a flag other than 0/1, for signing without `user_visible_data`, or for
-/// a text over BankID's length limits (`bankid_last_error` names the field, never its content).
+/// unknown enum value or a flag other than 0/1, for signing without `user_visible_data`, for
+/// a text over BankID's length limits, or for a `call_id` over 128 bytes or with control
+/// characters (`bankid_last_error` names the field, never its content).
 /// Returns at once; thread-safe.
 ///
 /// # Safety
@@ -624,7 +698,9 @@ pub unsafe extern "C" fn bankid_start_with(
             user_visible_data_format,
             user_non_visible_data,
             require_pin_code,
-            require_id_document
+            require_id_document,
+            call_id,
+            channel
         );
         // SAFETY: the caller promises C strings or NULL.
         let pnr = unsafe { c_str(o.personal_number, "opts->personal_number") }?;
@@ -634,7 +710,10 @@ pub unsafe extern "C" fn bankid_start_with(
         let visible = unsafe { c_str_opt(o.user_visible_data, "opts->user_visible_data") }?;
         // SAFETY: as above.
         let hidden = unsafe { c_str_opt(o.user_non_visible_data, "opts->user_non_visible_data") }?;
-        let more = step_up_options(&o, visible, hidden)?;
+        // SAFETY: as above.
+        let call_id = unsafe { c_str_opt(o.call_id, "opts->call_id") }?;
+        let mut more = step_up_options(&o, visible, hidden)?;
+        more.context = call_context(&o, call_id)?;
         let order = start(pnr, o.call_initiator, caller, more)?;
         // SAFETY: checked non-NULL above; the caller promises it is writable.
         unsafe { put(order_out, "order_out", order) }

@@ -46,6 +46,8 @@
 //!   limits, the result line.
 //! - [`messages`]: what the caller, the agent and the IVR are told, per code ([`messages::guidance`]).
 //! - [`metrics`]: the engine's Prometheus metrics (OpenMetrics text) and readiness.
+//! - [`audit`]: the audit trail — one record per order in SQLite or PostgreSQL, BankID's
+//!   evidence, the spool that loses nothing, retention.
 //! - [`ffi`]: the C ABI (conventions in its module docs and the header banner).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

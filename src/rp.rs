@@ -742,6 +742,35 @@ mod tests {
     }
 
     #[test]
+    fn completion_data_is_kept_byte_for_byte_beside_the_typed_fields() {
+        let sent = r#"{ "user": {"personalNumber":"198503121116","name":"Anna"},
+            "device":{"ipAddress":"192.0.2.1"}, "someFutureField": [1, "två"],
+            "signature":"c2ln", "ocspResponse":"b2NzcA==" }"#;
+        let body = format!(r#"{{"orderRef":"a","status":"complete","completionData":{sent}}}"#);
+        let r: CollectResponse = serde_json::from_str(&body).unwrap();
+        assert_eq!(r.completion_raw.as_deref().map(|v| v.get()), Some(sent));
+        assert_eq!(
+            r.completion_data.unwrap().user.personal_number,
+            "198503121116"
+        );
+        for none in [
+            r#"{"orderRef":"a","status":"pending","hintCode":"started"}"#,
+            r#"{"orderRef":"a","status":"complete","completionData":null}"#,
+        ] {
+            let r: CollectResponse = serde_json::from_str(none).unwrap();
+            assert!(
+                r.completion_raw.is_none() && r.completion_data.is_none(),
+                "{none}"
+            );
+        }
+        // A completionData that is not an object still fails the answer, as before.
+        assert!(serde_json::from_str::<CollectResponse>(
+            r#"{"orderRef":"a","status":"complete","completionData":7}"#
+        )
+        .is_err());
+    }
+
+    #[test]
     fn only_bankids_own_overload_answers_may_repeat_a_start() {
         let api = |code: &str| RpError::Api {
             status: 503,

@@ -158,7 +158,11 @@ fn identify_c_reports_success_failure_and_refusal() {
         .env("BANKID_CA_FILE", env.dir().join("ca.pem"))
         .env("BANKID_P12_FILE", env.dir().join("client.p12"))
         .env("BANKID_P12_PASSWORD", "qwerty123")
-        .env("BANKID_POLL_INTERVAL_MS", "20"));
+        .env("BANKID_POLL_INTERVAL_MS", "20")
+        // Records in the lab's directory, never in a real state directory.
+        .env("BANKID_AUDIT_DATABASE", env.lab.audit_db_file())
+        .env("BANKID_AUDIT_SPOOL_DIR", env.lab.audit_spool_dir())
+        .env("BANKID_AUDIT_KEY_FILE", env.lab.audit_key_file()));
     assert!(ok, "{out}");
     assert!(out.contains("680164-2395"), "{out}");
 

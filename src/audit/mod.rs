@@ -8,10 +8,12 @@
 //! - [`spool`]: where records wait on disk (fsynced) until the database has them.
 //! - [`store`]: the writer's connection and every statement it runs (insert, purge, probe).
 //! - [`writer`]: [`Audit`], the writer thread the order tasks hand their records to.
+//! - [`check`]: what `bankid-ivr doctor` says about it, changing nothing.
 //!
 //! Where records go is configured with the `audit_*` keys ([`AuditSettings`]); with nothing
 //! set, an SQLite file in the state directory ([`state_dir`]).
 
+pub mod check;
 pub mod db;
 pub mod pseudonym;
 pub mod record;
@@ -130,18 +132,29 @@ impl AuditSettings {
 /// With none of these (no `HOME`), `/var/lib/bankid` all the same: using it then fails with an
 /// error naming it, never a silent guess elsewhere.
 pub fn state_dir() -> PathBuf {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    if let Some(dirs) = std::env::var_os("STATE_DIRECTORY") {
+    let system = Path::new(SYSTEM_STATE_DIR);
+    let writable =
+        system.is_dir() && rustix::fs::access(system, rustix::fs::Access::WRITE_OK).is_ok();
+    state_dir_from(|name| std::env::var_os(name), writable)
+}
+
+/// The system's state directory for the library (the Debian package makes it).
+pub const SYSTEM_STATE_DIR: &str = "/var/lib/bankid";
+
+/// [`state_dir`] with the environment read through `env`, and whether `/var/lib/bankid` is a
+/// directory this process may write.
+fn state_dir_from(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    system_writable: bool,
+) -> PathBuf {
+    let var = |name: &str| env(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(dirs) = env("STATE_DIRECTORY") {
         if let Some(first) = std::env::split_paths(&dirs).find(|p| p.is_absolute()) {
             return first;
         }
     }
-    let system = Path::new("/var/lib/bankid");
-    if system.is_dir() && rustix::fs::access(system, rustix::fs::Access::WRITE_OK).is_ok() {
+    let system = Path::new(SYSTEM_STATE_DIR);
+    if system_writable {
         return system.to_path_buf();
     }
     if let Some(xdg) = var("XDG_STATE_HOME") {
@@ -151,4 +164,49 @@ pub fn state_dir() -> PathBuf {
         return home.join(".local/state/bankid");
     }
     system.to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_directory_follows_systemd_then_the_system_then_the_user() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let all = env(&[
+            ("STATE_DIRECTORY", "/var/lib/bankid-unit:/var/lib/other"),
+            ("XDG_STATE_HOME", "/home/a/.state"),
+            ("HOME", "/home/a"),
+        ]);
+        assert_eq!(state_dir_from(all, true), Path::new("/var/lib/bankid-unit"));
+        let user = env(&[("XDG_STATE_HOME", "/home/a/.state"), ("HOME", "/home/a")]);
+        assert_eq!(state_dir_from(user, true), Path::new("/var/lib/bankid"));
+        assert_eq!(
+            state_dir_from(user, false),
+            Path::new("/home/a/.state/bankid")
+        );
+        let home = env(&[("XDG_STATE_HOME", "relative"), ("HOME", "/home/a")]);
+        assert_eq!(
+            state_dir_from(home, false),
+            Path::new("/home/a/.local/state/bankid")
+        );
+        // Nothing to go on: the system directory, whose use then fails by name.
+        assert_eq!(
+            state_dir_from(env(&[]), false),
+            Path::new("/var/lib/bankid")
+        );
+        let d = AuditSettings::in_dir(Path::new("/s"));
+        assert_eq!(d.database, Some(Database::Sqlite("/s/audit.db".into())));
+        assert_eq!(d.spool_dir, Path::new("/s/audit-spool"));
+        assert_eq!(d.key_file, Path::new("/s/audit.key"));
+        assert!(d.keep_evidence);
+        assert_eq!((d.spool_max_records, d.retention_days), (100_000, 365));
+    }
 }

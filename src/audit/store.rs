@@ -5,8 +5,8 @@
 //!
 //! SQLite runs each connection on a thread of sqlx's own, which sqlx never joins. The library
 //! must have no thread left when `bankid_shutdown` returns (a host may `dlclose` it), so the
-//! store notes which of those threads its connection started and, after closing it, waits
-//! until they are gone.
+//! store notes which of those threads its connection started and, once the connection is
+//! closed or dropped — also when a connect is abandoned halfway — waits until they are gone.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -24,10 +24,52 @@ const THREAD_END: Duration = Duration::from_secs(2);
 
 /// One connection to the audit database, schema up to date.
 pub struct Store {
+    /// Declared first, so dropped before `threads` waits for its thread.
     conn: AnyConnection,
+    /// The SQLite threads this connection started.
+    threads: Threads,
     database: Database,
-    /// The SQLite threads this connection started (Linux thread ids).
-    threads: Vec<u32>,
+}
+
+/// SQLite threads (Linux thread ids) a connection started: dropping this waits (at most
+/// [`THREAD_END`]) until they have ended, which they do once their connection is dropped.
+struct Threads(Vec<u32>);
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        wait_for_threads(&self.0);
+    }
+}
+
+/// A connect under way: if it is abandoned (its future dropped, a timeout), the SQLite
+/// threads that appeared since it began are waited for when this is dropped.
+struct Connecting {
+    before: Option<HashSet<u32>>,
+}
+
+impl Connecting {
+    fn begin(sqlite: bool) -> Connecting {
+        Connecting {
+            before: sqlite.then(sqlite_threads),
+        }
+    }
+
+    /// The threads the connection started; the guard is then disarmed.
+    fn threads(mut self) -> Threads {
+        Threads(match self.before.take() {
+            Some(before) => sqlite_threads().difference(&before).copied().collect(),
+            None => Vec::new(),
+        })
+    }
+}
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        if let Some(before) = self.before.take() {
+            let new: Vec<u32> = sqlite_threads().difference(&before).copied().collect();
+            wait_for_threads(&new);
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -84,39 +126,23 @@ impl Store {
         let options = database.connect_options()?;
         let failed = |e: String| DatabaseError(format!("audit database {database}: {e}"));
         let sqlite = matches!(database, Database::Sqlite(_));
-        let (conn, threads) = {
+        let mut store = {
             let _one_at_a_time = if sqlite {
                 Some(CONNECTING.lock().await)
             } else {
                 None
             };
-            let before = if sqlite {
-                sqlite_threads()
-            } else {
-                HashSet::new()
-            };
-            let conn = tokio::time::timeout(timeout, AnyConnection::connect_with(&options)).await;
-            let threads: Vec<u32> = if sqlite {
-                sqlite_threads().difference(&before).copied().collect()
-            } else {
-                Vec::new()
-            };
-            match conn {
-                Ok(Ok(c)) => (c, threads),
-                Ok(Err(e)) => {
-                    wait_for_threads(&threads).await;
-                    return Err(failed(e.to_string()));
-                }
-                Err(_) => {
-                    wait_for_threads(&threads).await;
-                    return Err(failed(format!("no connection within {timeout:?}")));
-                }
+            let connecting = Connecting::begin(sqlite);
+            match tokio::time::timeout(timeout, AnyConnection::connect_with(&options)).await {
+                Ok(Ok(conn)) => Store {
+                    conn,
+                    threads: connecting.threads(),
+                    database: database.clone(),
+                },
+                // `connecting` waits for a thread the failed connect left.
+                Ok(Err(e)) => return Err(failed(e.to_string())),
+                Err(_) => return Err(failed(format!("no connection within {timeout:?}"))),
             }
-        };
-        let mut store = Store {
-            conn,
-            database: database.clone(),
-            threads,
         };
         let set_up = async {
             if sqlite {
@@ -225,30 +251,35 @@ impl Store {
 
     /// Closes the connection and, for SQLite, waits (at most 2 s) until its thread has ended.
     pub async fn close(self) {
-        let threads = self.threads;
-        if let Err(e) = self.conn.close().await {
-            log::debug!("audit database {}: close: {e}", self.database);
+        let Store {
+            conn,
+            threads,
+            database,
+        } = self;
+        if let Err(e) = conn.close().await {
+            log::debug!("audit database {database}: close: {e}");
         }
-        wait_for_threads(&threads).await;
+        drop(threads);
     }
 }
 
-/// Waits until none of `threads` runs any more (at most [`THREAD_END`]).
-async fn wait_for_threads(threads: &[u32]) {
+/// Waits until none of `threads` runs any more (at most [`THREAD_END`]). Blocking, briefly: a
+/// closed connection's thread ends on its own, needing nothing from the caller's runtime.
+fn wait_for_threads(threads: &[u32]) {
     if threads.is_empty() {
         return;
     }
-    let until = tokio::time::Instant::now() + THREAD_END;
+    let until = std::time::Instant::now() + THREAD_END;
     loop {
         let running = sqlite_threads();
         if threads.iter().all(|t| !running.contains(t)) {
             return;
         }
-        if tokio::time::Instant::now() >= until {
+        if std::time::Instant::now() >= until {
             log::warn!("audit database: an SQLite thread did not end within {THREAD_END:?}");
             return;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -283,10 +314,16 @@ pub async fn probe(database: &Database, timeout: Duration) -> Result<Probe, Data
     let options: sqlx::any::AnyConnectOptions = url
         .parse()
         .map_err(|e: sqlx::Error| failed(e.to_string()))?;
-    let before = sqlite_threads();
+    let sqlite = matches!(database, Database::Sqlite(_));
+    let _one_at_a_time = if sqlite {
+        Some(CONNECTING.lock().await)
+    } else {
+        None
+    };
+    let connecting = Connecting::begin(sqlite);
     let work = async {
         let mut conn = AnyConnection::connect_with(&options).await?;
-        let threads: Vec<u32> = sqlite_threads().difference(&before).copied().collect();
+        let threads = connecting.threads();
         let applied: Result<i64, sqlx::Error> = async {
             // No table yet: nothing applied.
             match sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
@@ -300,7 +337,7 @@ pub async fn probe(database: &Database, timeout: Duration) -> Result<Probe, Data
         }
         .await;
         let _ = conn.close().await;
-        wait_for_threads(&threads).await;
+        drop(threads);
         applied
     };
     match tokio::time::timeout(timeout, work).await {

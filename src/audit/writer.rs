@@ -93,9 +93,8 @@ fn stop_and_join(stop: &watch::Sender<bool>, thread: &Mutex<Option<JoinHandle<()
         return;
     };
     let _ = stop.send(true);
-    if t.thread().id() != std::thread::current().id() {
-        let _ = t.join();
-    }
+    // Never called on the writer thread itself: it holds no `Audit`.
+    let _ = t.join();
 }
 
 /// The audit trail's writer. Cheap to clone (one writer, many handles); carried from an engine

@@ -69,6 +69,11 @@ impl Reloadable {
         self.engines().current.config().clone()
     }
 
+    /// The audit writer new orders' records go to (see [`Engine::audit`]).
+    pub fn audit(&self) -> Option<crate::audit::Audit> {
+        self.engines().current.audit().cloned()
+    }
+
     /// Replaces the configuration: certificates are loaded first, so a broken configuration
     /// is an error and the running one stays. New orders use the new configuration; orders
     /// already running finish on the old one, whose ids stay valid.

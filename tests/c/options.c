@@ -115,6 +115,7 @@ int main(int argc, char **argv) {
     CHECK(o.user_visible_data == NULL && o.user_non_visible_data == NULL, "NULL texts");
     CHECK(o.user_visible_data_format == BANKID_TEXT_FORMAT_PLAIN, "plain");
     CHECK(o.require_pin_code == 0 && o.require_id_document == 0, "no requirement");
+    CHECK(o.call_id == NULL && o.channel == BANKID_CHANNEL_C_ABI, "no call id, channel C ABI");
 
     /* A struct of the first version, in a block of exactly its size. */
     CHECK(sizeof(options_v1) == offsetof(bankid_start_options, caller_id) + sizeof(const char *),

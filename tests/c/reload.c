@@ -93,6 +93,33 @@ static int threads(void) {
     return n;
 }
 
+/* The names of this process's threads, for a failure message ("main bankid-audit ..."). */
+static const char *thread_names(void) {
+    static char names[1024];
+    size_t used = 0;
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    names[0] = '\0';
+    if (!d) return names;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], comm[64];
+        FILE *f;
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        f = fopen(path, "r");
+        if (!f) continue;
+        if (fgets(comm, sizeof comm, f)) {
+            comm[strcspn(comm, "\n")] = '\0';
+            used += (size_t)snprintf(names + used, used < sizeof names ? sizeof names - used : 0,
+                                     "%s%s", used ? " " : "", comm);
+            if (used >= sizeof names) used = sizeof names - 1;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return names;
+}
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -137,8 +164,8 @@ int main(int argc, char **argv) {
     CHECK(wait_final(&a, second) == BANKID_STATE_COMPLETE, "second order did not complete");
     CHECK(a.release(second) == BANKID_OK, "release");
     CHECK(a.shutdown() == BANKID_OK, "shutdown");
-    CHECK(threads() == threads_before, "threads left after shutdown: %d, before init: %d",
-          threads(), threads_before);
+    CHECK(threads() == threads_before, "threads left after shutdown: %d (%s), before init: %d",
+          threads(), thread_names(), threads_before);
     CHECK(dlclose(a.lib) == 0, "dlclose: %s", dlerror());
 
     /* 2. Load, identify, shut down, unload — again and again. */
@@ -156,8 +183,9 @@ int main(int argc, char **argv) {
               "round %d: %s", r, text);
         /* Left unreleased on purpose: shutdown frees what the host forgot. */
         CHECK(b.shutdown() == BANKID_OK, "round %d: shutdown", r);
-        CHECK(threads() == threads_before, "round %d: %d threads left after shutdown, %d before",
-              r, threads(), threads_before);
+        CHECK(threads() == threads_before,
+              "round %d: %d threads left after shutdown (%s), %d before", r, threads(),
+              thread_names(), threads_before);
         CHECK(dlclose(b.lib) == 0, "round %d: dlclose: %s", r, dlerror());
         if (failures) break;
     }

@@ -124,6 +124,9 @@ pub struct Environment {
     /// `agi_callerid`, when it is a plausible number (not `unknown`, at most 64 characters, no
     /// control characters).
     pub caller_id: Option<String>,
+    /// `agi_uniqueid`, Asterisk's identifier of the call (at most 64 characters, no control
+    /// characters), for the order's audit record.
+    pub unique_id: Option<String>,
     lines: usize,
     script_len: usize,
 }
@@ -148,14 +151,19 @@ impl Environment {
             self.script_len += 1 + v.len();
             self.script.push(v.to_string());
         }
-        if k == "agi_callerid" {
+        let plausible = |v: &str| {
             let v = v.trim();
-            if !v.is_empty()
-                && v != "unknown"
-                && v.len() <= 64
-                && v.chars().all(|c| !c.is_control())
-            {
-                self.caller_id = Some(v.to_string());
+            (!v.is_empty() && v != "unknown" && v.len() <= 64 && v.chars().all(|c| !c.is_control()))
+                .then(|| v.to_string())
+        };
+        if k == "agi_callerid" {
+            if let Some(v) = plausible(v) {
+                self.caller_id = Some(v);
+            }
+        }
+        if k == "agi_uniqueid" {
+            if let Some(v) = plausible(v) {
+                self.unique_id = Some(v);
             }
         }
         Ok(false)
@@ -717,6 +725,7 @@ mod tests {
             "agi_network_script: bankid-identify?lang=en&var=RES",
             "agi_request: agi://127.0.0.1/bankid-identify?lang=en&var=RES",
             "agi_callerid: 46701234567",
+            "agi_uniqueid: 1700000000.42",
             "no colon here",
             "agi_arg_1: lang=sv",
         ];
@@ -725,6 +734,7 @@ mod tests {
         }
         assert!(env.feed("").unwrap());
         assert_eq!(env.caller_id.as_deref(), Some("46701234567"));
+        assert_eq!(env.unique_id.as_deref(), Some("1700000000.42"));
         let opts: Vec<_> = env.options().collect();
         assert_eq!(
             opts,
@@ -744,6 +754,8 @@ mod tests {
             let mut env = Environment::default();
             env.feed(&format!("agi_callerid: {v}")).unwrap();
             assert_eq!(env.caller_id, None, "{v:?}");
+            env.feed(&format!("agi_uniqueid: {v}")).unwrap();
+            assert_eq!(env.unique_id, None, "{v:?}");
         }
     }
 

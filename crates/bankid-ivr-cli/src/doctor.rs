@@ -3,7 +3,8 @@
 //! (fail, with its fix): the configuration, the client certificate and key, the certificate's
 //! validity and chain, the trust anchor, name resolution, TCP, the mutual-TLS handshake, an
 //! authenticated API call that creates no order (`collect` of a random orderRef, which BankID
-//! answers `invalidParameters`), and the clock against the server's `Date`.
+//! answers `invalidParameters`), the clock against the server's `Date`, and the audit trail
+//! (its database answers, the spool and the pseudonym key can be used, records waiting).
 //!
 //! The handshake is driven by hand over a `TcpStream` so that each failure has its own words:
 //! a server certificate not from the trust anchor, a server refusing our certificate, and a
@@ -122,6 +123,8 @@ pub const CLIENT_CERT: &str = "client certificate";
 pub const CHAIN: &str = "certificate chain";
 /// The root the server must chain to.
 pub const TRUST: &str = "trust anchor";
+/// The audit trail: its database answers, the spool and the key can be used.
+pub const AUDIT: &str = "audit trail";
 /// Name resolution of the server's host.
 pub const DNS: &str = "name resolution";
 /// A TCP connection to the server.
@@ -134,13 +137,14 @@ pub const PROBE: &str = "API probe";
 pub const CLOCK: &str = "clock";
 
 /// Every check, in the order they run.
-pub const CHECKS: [&str; 11] = [
+pub const CHECKS: [&str; 12] = [
     CONFIGURATION,
     IDENTITY,
     KEY_MATCH,
     CLIENT_CERT,
     CHAIN,
     TRUST,
+    AUDIT,
     DNS,
     TCP,
     TLS,
@@ -264,6 +268,7 @@ pub fn diagnose(config_file: Option<&Path>) -> Vec<Check> {
         checks.extend(certificate_checks(id, now));
     }
     let roots = trust_anchor(&config, now, &mut checks);
+    checks.push(audit_check(&config));
     let Some(target) = Target::from_url(config.url()) else {
         checks.push(fail(
             DNS,
@@ -299,6 +304,20 @@ pub fn diagnose(config_file: Option<&Path>) -> Vec<Check> {
         &config, &target, stream, roots, certified,
     ));
     checks
+}
+
+/// The audit trail as configured (see [`bankid::audit::check`]): nothing is created.
+fn audit_check(config: &Config) -> Check {
+    use bankid::audit::check::{check, Level};
+    let f = check(
+        &config.audit,
+        config.connect_timeout.max(Duration::from_secs(2)),
+    );
+    match f.level {
+        Level::Ok => ok(AUDIT, f.detail),
+        Level::Warn => warn(AUDIT, f.detail, f.fix),
+        Level::Fail => fail(AUDIT, f.detail, f.fix),
+    }
 }
 
 fn configuration(config_file: Option<&Path>) -> Result<(Config, Check), Check> {

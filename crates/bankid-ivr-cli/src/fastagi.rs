@@ -335,8 +335,10 @@ struct Session {
     var: VarName,
     peer: SocketAddr,
     /// The caller's number as Asterisk gives it (`agi_callerid`; `None` for `unknown`), for the
-    /// per-caller-ID anti-vishing limit.
+    /// per-caller-ID anti-vishing limit and the audit record.
     caller_id: Option<String>,
+    /// Asterisk's `agi_uniqueid`, for the audit record.
+    unique_id: Option<String>,
     /// The AGI environment has been read: commands may be sent.
     environment_read: bool,
     /// A command was sent and its final reply has not been read yet.
@@ -413,8 +415,14 @@ impl OrderOptions {
         Ok(o)
     }
 
-    fn start_options(&self, caller_id: Option<String>) -> StartOptions {
+    /// The engine's options; the record names FastAGI, the call's `uniqueid` and caller ID.
+    fn start_options(&self, caller_id: Option<String>, unique_id: Option<String>) -> StartOptions {
         let mut s = StartOptions {
+            context: bankid::audit::CallContext {
+                channel: bankid::audit::Channel::FastAgi,
+                agent: None,
+                call_id: unique_id,
+            },
             mode: self.mode,
             user_visible_data: self.text.clone(),
             user_visible_data_format: self
@@ -550,6 +558,7 @@ async fn serve_call(
         var: settings.var.clone(),
         peer,
         caller_id: None,
+        unique_id: None,
         environment_read: false,
         awaiting_reply: false,
         reply_deadline: settings.reply_deadline,
@@ -604,6 +613,7 @@ async fn session(
     let env = s.read_environment(settings.env_deadline).await?;
     s.environment_read = true;
     s.caller_id = env.caller_id.clone();
+    s.unique_id = env.unique_id.clone();
     // Options from the script URL's query or the AGI arguments: lang=en, var=NAME.
     for (k, v) in env.options() {
         match k {
@@ -670,7 +680,7 @@ async fn identify(
         return Ok("no valid number entered");
     };
     // The caller ID counts against the per-caller anti-vishing limit.
-    let options = order.start_options(s.caller_id.clone());
+    let options = order.start_options(s.caller_id.clone(), s.unique_id.clone());
     let sign = order.mode == bankid::Mode::Sign;
     for p in bankid_ivr_cli::prompts::before_start(sign, order.pin_code, order.id_document) {
         s.play(p).await?;
@@ -1019,7 +1029,10 @@ mod tests {
         assert_eq!(o.mode, bankid::Mode::Sign);
         assert_eq!(o.text.as_deref(), Some("Flytt till Storgatan 1, Ort %"));
         assert!(o.markdown && o.pin_code && o.id_document);
-        let s = o.start_options(Some("4670".into()));
+        let s = o.start_options(Some("4670".into()), Some("1700000000.9".into()));
+        assert_eq!(s.context.channel, bankid::audit::Channel::FastAgi);
+        assert_eq!(s.context.call_id.as_deref(), Some("1700000000.9"));
+        assert_eq!(s.caller_id.as_deref(), Some("4670"));
         let r = s.requirement.unwrap();
         assert_eq!((r.pin_code, r.mrtd), (Some(true), Some(true)));
         for (args, want) in [
@@ -1124,6 +1137,7 @@ mod tests {
             var: VarName::new("R").unwrap(),
             peer: addr,
             caller_id: None,
+            unique_id: None,
             environment_read: true,
             awaiting_reply: false,
             reply_deadline: Duration::from_secs(5),

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use bankid::ffi::bankid_status::{self, *};
 use bankid::ffi::{
-    bankid_call_initiator, bankid_lang, bankid_mode, bankid_start_options, bankid_state,
+    bankid_call_initiator, bankid_channel, bankid_lang, bankid_mode, bankid_start_options,
+    bankid_state,
 };
 
 /// A `bankid_status` as the C functions return it.
@@ -41,7 +42,7 @@ pub enum Error {
     },
     /// The configuration path has a NUL byte.
     ConfigPath(NulError),
-    /// A text option has a NUL byte.
+    /// A text option (or the call id) has a NUL byte.
     NulInText,
     /// The personal number has a NUL byte (counts as `BANKID_INVALID_PERSONAL_NUMBER`).
     NulInNumber,
@@ -252,6 +253,12 @@ impl Hook {
             .map(CString::new)
             .transpose()
             .map_err(|_| Error::NulInText)?;
+        let call_id = extra
+            .call_id
+            .as_deref()
+            .map(CString::new)
+            .transpose()
+            .map_err(|_| Error::NulInText)?;
         let mut o = std::mem::MaybeUninit::<bankid_start_options>::uninit();
         // SAFETY: room for the struct; the init function fills every field.
         let st = unsafe { (self.options_init)(o.as_mut_ptr()) };
@@ -266,6 +273,8 @@ impl Hook {
         o.user_visible_data = text.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
         o.require_pin_code = u32::from(extra.pin_code);
         o.require_id_document = u32::from(extra.id_document);
+        o.call_id = call_id.as_ref().map_or(std::ptr::null(), |t| t.as_ptr());
+        o.channel = extra.channel as u32;
         let mut order = 0u64;
         // SAFETY: the struct and its strings outlive the call; valid out pointer.
         let st = unsafe { (self.start_with)(&o, &mut order) };
@@ -364,6 +373,10 @@ pub struct Extra {
     pub pin_code: bool,
     /// Require the ID-document check.
     pub id_document: bool,
+    /// The call's identifier for the audit record.
+    pub call_id: Option<String>,
+    /// The entry point the audit record names.
+    pub channel: bankid_channel,
 }
 
 impl Default for Extra {
@@ -373,6 +386,8 @@ impl Default for Extra {
             text: None,
             pin_code: false,
             id_document: false,
+            call_id: None,
+            channel: bankid_channel::BANKID_CHANNEL_C_ABI,
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct Args {
     /// Give up (and cancel at BankID) after this many seconds.
     #[arg(long, default_value_t = 240)]
     pub timeout_s: u64,
+    /// The call's identifier for the audit record (e.g. the IVR's call id or Asterisk's
+    /// uniqueid): at most 128 characters, no control characters.
+    #[arg(long)]
+    pub call_id: Option<String>,
 }
 
 /// Set by SIGINT/SIGTERM/SIGHUP: the caller hung up or the IVR gave up. The handlers are
@@ -94,6 +98,18 @@ pub fn run(args: Args) -> i32 {
             return exit::USAGE;
         }
     };
+    if let Some(id) = &args.call_id {
+        if id.chars().count() > bankid::audit::record::MAX_TAG_CHARS
+            || id.chars().any(char::is_control)
+        {
+            eprintln!(
+                "bankid-ivr identify: --call-id must be at most {} characters without control \
+                 characters",
+                bankid::audit::record::MAX_TAG_CHARS
+            );
+            return exit::USAGE;
+        }
+    }
     let pnr = match Personnummer::parse(&args.personal_number) {
         Ok(p) => p,
         Err(e) => {
@@ -130,6 +146,11 @@ pub fn run(args: Args) -> i32 {
         &pnr,
         StartOptions {
             call_initiator: initiator,
+            context: bankid::audit::CallContext {
+                channel: bankid::audit::Channel::Identify,
+                agent: None,
+                call_id: args.call_id.clone(),
+            },
             ..Default::default()
         },
     ) {

@@ -317,7 +317,11 @@ fn the_system_block_variant_runs_bankid_ivr_identify() {
             "BANKID_KEY_FILE",
             s.config.parent().unwrap().join("client.key"),
         )
-        .env("BANKID_POLL_INTERVAL_MS", "20");
+        .env("BANKID_POLL_INTERVAL_MS", "20")
+        // Its records in the lab's directory too, never in a real state directory.
+        .env("BANKID_AUDIT_DATABASE", s.sim.audit_db_file())
+        .env("BANKID_AUDIT_SPOOL_DIR", s.sim.audit_spool_dir())
+        .env("BANKID_AUDIT_KEY_FILE", s.sim.audit_key_file());
     let o = c.output().unwrap();
     let out = both(&o);
     assert!(o.status.success(), "{out}");
@@ -693,4 +697,140 @@ fn flow_run_a_failed_document_check_takes_the_failed_exit() {
     assert!(out.contains("failed (mrtdVerificationFailed)"), "{out}");
     assert!(out.contains("ID-handling misslyckades"), "{out}");
     assert!(!out.contains("BANKID_SIGNED_TEXT"), "{out}");
+}
+
+#[path = "../../../tests/support/audit_db.rs"]
+mod audit_db;
+
+/// A simulator whose client configuration records in PostgreSQL at `pg` (with a key file made
+/// for it), or with `None` in the lab's own SQLite file; the database and the key.
+fn sim_recording(pg: Option<&str>) -> (Sim, bankid::audit::Database, bankid::audit::PseudonymKey) {
+    let sim = Lab::start(SimConfig {
+        speed: 0.01,
+        ..Default::default()
+    })
+    .unwrap();
+    let (database, key_file, extra) = match pg {
+        None => (
+            bankid::audit::Database::Sqlite(sim.audit_db_file()),
+            sim.audit_key_file(),
+            String::new(),
+        ),
+        Some(url) => {
+            let key = sim.dir().join("shared.key");
+            let extra = format!(
+                "audit_database = \"{url}\"\naudit_key_file = \"{}\"\n",
+                key.display()
+            );
+            (bankid::audit::Database::Postgres(url.into()), key, extra)
+        }
+    };
+    let key = bankid::audit::PseudonymKey::load_or_create(&key_file).unwrap();
+    let config = sim
+        .write_client_toml(&format!(
+            "poll_interval_ms = 20\norder_timeout_s = 20\n{extra}"
+        ))
+        .unwrap();
+    (Sim { sim, config }, database, key)
+}
+
+/// `identify` with a call id, twice (complete, then declined): two records naming identify.
+fn identify_is_recorded(pg: Option<&str>) {
+    let (s, database, key) = sim_recording(pg);
+    let cfg = s.config.to_str().unwrap();
+    let o = bankid_ivr(&[
+        "identify",
+        "--config",
+        cfg,
+        "--call-id",
+        "cs-4711",
+        "198503121116",
+    ]);
+    assert!(o.status.success(), "{}", both(&o));
+    let o = bankid_ivr(&["identify", "--config", cfg, "19770908-3336"]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let rows = audit_db::orders(&database);
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(rows.iter().all(|r| r.channel == "identify"), "{rows:#?}");
+    let ok = rows.iter().find(|r| r.state == "complete").unwrap();
+    assert_eq!(ok.call_id.as_deref(), Some("cs-4711"));
+    assert_eq!(
+        ok.pnr_pseudonym,
+        key.pseudonym(&bankid::Personnummer::parse("198503121116").unwrap())
+    );
+    let order_ref = ok.order_ref.clone().unwrap();
+    let kept: serde_json::Value =
+        serde_json::from_str(ok.completion_data.as_deref().unwrap()).unwrap();
+    assert_eq!(Some(kept), s.sim.completion_sent(&order_ref));
+    let declined = rows.iter().find(|r| r.state == "failed").unwrap();
+    assert_eq!(declined.hint_code.as_deref(), Some("userDeclinedCall"));
+    assert_eq!(declined.pnr_masked, "770908-XXXX");
+    assert_eq!(declined.call_id, None);
+    let refs: Vec<String> = s.sim.orders().into_iter().map(|o| o.order_ref).collect();
+    assert!(rows
+        .iter()
+        .all(|r| refs.contains(r.order_ref.as_ref().unwrap())));
+}
+
+#[test]
+fn identify_records_each_order_in_sqlite() {
+    identify_is_recorded(None);
+}
+
+#[test]
+fn identify_records_each_order_in_postgresql() {
+    let pg = bankid_sim::testdb::TestDb::new();
+    identify_is_recorded(Some(pg.url()));
+}
+
+#[test]
+fn identify_refuses_a_call_id_it_cannot_keep() {
+    let (s, database, _) = sim_recording(None);
+    let long = "x".repeat(200);
+    let o = bankid_ivr(&[
+        "identify",
+        "--config",
+        s.config.to_str().unwrap(),
+        "--call-id",
+        &long,
+        "198503121116",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+    assert!(both(&o).contains("--call-id"), "{}", both(&o));
+    assert!(s.sim.orders().is_empty());
+    assert!(!matches!(&database, bankid::audit::Database::Sqlite(f) if f.exists()));
+}
+
+/// `flow run` through libbankid.so: the record names flow-run.
+fn flow_run_is_recorded(pg: Option<&str>) {
+    let (s, database, key) = sim_recording(pg);
+    let o = run_flow(&s, "bankid-entry.xml", &["1", "198503121116"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let rows = audit_db::orders(&database);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let r = &rows[0];
+    assert_eq!(r.channel, "flow-run");
+    assert_eq!(r.state, "complete");
+    assert_eq!(r.order_ref.as_ref(), Some(&s.sim.orders()[0].order_ref));
+    assert_eq!(
+        r.pnr_pseudonym,
+        key.pseudonym(&bankid::Personnummer::parse("198503121116").unwrap())
+    );
+    let kept: serde_json::Value =
+        serde_json::from_str(r.completion_data.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        Some(kept),
+        s.sim.completion_sent(r.order_ref.as_deref().unwrap())
+    );
+}
+
+#[test]
+fn flow_run_records_its_orders_in_sqlite() {
+    flow_run_is_recorded(None);
+}
+
+#[test]
+fn flow_run_records_its_orders_in_postgresql() {
+    let pg = bankid_sim::testdb::TestDb::new();
+    flow_run_is_recorded(Some(pg.url()));
 }

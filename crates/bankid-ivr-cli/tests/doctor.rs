@@ -17,13 +17,14 @@ const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 const WRONG_PASSWORD: &str = "not-the-password-7431";
 
 /// Every check a healthy configuration passes, in order.
-const ALL_CHECKS: [&str; 11] = [
+const ALL_CHECKS: [&str; 12] = [
     "configuration",
     "client identity",
     "certificate and key",
     "client certificate",
     "certificate chain",
     "trust anchor",
+    "audit trail",
     "name resolution",
     "TCP connect",
     "TLS handshake",
@@ -77,10 +78,25 @@ fn doctor(config: &Path, extra: &[&str]) -> Run {
     run(c)
 }
 
-/// A configuration file in the lab's directory: the simulator's url, then `body`.
+/// A configuration file in the lab's directory: the simulator's url, the lab's audit files
+/// (unless `body` sets `audit_database`), then `body`.
 fn config(lab: &Lab, name: &str, body: &str) -> PathBuf {
     let path = lab.dir().join(name);
-    std::fs::write(&path, format!("url = \"{}\"\n{body}\n", lab.base_url())).unwrap();
+    let audit = if body.contains("audit_database") {
+        String::new()
+    } else {
+        format!(
+            "audit_database = {:?}\naudit_spool_dir = {:?}\naudit_key_file = {:?}\n",
+            lab.audit_db_file().display().to_string(),
+            lab.audit_spool_dir().display().to_string(),
+            lab.audit_key_file().display().to_string()
+        )
+    };
+    std::fs::write(
+        &path,
+        format!("url = \"{}\"\n{audit}{body}\n", lab.base_url()),
+    )
+    .unwrap();
     path
 }
 
@@ -165,7 +181,7 @@ fn a_healthy_configuration_passes_every_check_in_every_identity_form() {
         );
         assert!(r
             .out
-            .contains("ready: this host can identify callers (11 checks, 0 warnings)"));
+            .contains("ready: this host can identify callers (12 checks, 0 warnings)"));
         let (probe, _) = line(&r, "✓", "API probe");
         assert!(probe.contains("HTTP 400 invalidParameters"), "{probe}");
     }
@@ -305,7 +321,7 @@ fn a_certificate_expiring_within_30_days_warns_but_passes() {
     assert!(fix.contains("order a renewed RP certificate"), "{fix}");
     assert!(r
         .out
-        .contains("ready: this host can identify callers (11 checks, 1 warnings)"));
+        .contains("ready: this host can identify callers (12 checks, 1 warnings)"));
     let r = doctor(&file, &["--json"]);
     let v: serde_json::Value = serde_json::from_str(r.out.trim()).unwrap();
     assert_eq!(v["ok"], true);
@@ -555,4 +571,87 @@ fn a_client_certificate_the_server_does_not_trust_is_refused() {
         "BankID refuses this client certificate",
     );
     line(&r, "✓", "client certificate");
+}
+
+const PEM: &str = "ca_file = \"ca.pem\"\ncert_file = \"client.pem\"\nkey_file = \"client.key\"";
+
+#[test]
+fn the_audit_trail_check_warns_of_records_waiting_in_the_spool() {
+    let lab = lab();
+    let file = config(&lab, "spooled.toml", PEM);
+    let mut spool = bankid::audit::spool::Spool::open(&lab.audit_spool_dir(), 10).unwrap();
+    let row = bankid::audit::Row {
+        id: "0".repeat(32),
+        started_at: 1,
+        finished_at: 2,
+        duration_ms: 1,
+        channel: "fastagi".into(),
+        agent: None,
+        call_id: None,
+        caller_id: None,
+        host: "h".into(),
+        mode: "identify".into(),
+        call_initiator: "user".into(),
+        state: "complete".into(),
+        hint_code: None,
+        error_code: None,
+        order_ref: None,
+        pnr_masked: "850312-XXXX".into(),
+        pnr_pseudonym: "p".into(),
+        pseudonym_key_id: "k".into(),
+        completion_data: None,
+    };
+    spool.append(&[row.clone(), row]).unwrap();
+    let r = doctor(&file, &[]);
+    assert_eq!(r.code, 0, "a warning does not fail it:\n{}", r.out);
+    let (l, fix) = line(&r, "⚠", "audit trail");
+    assert!(l.contains("2 waiting"), "{l}");
+    assert!(fix.contains("2 record(s) wait in the spool"), "{fix}");
+    // Doctor made nothing: no database file, no key.
+    assert!(!lab.audit_db_file().exists() && !lab.audit_key_file().exists());
+}
+
+#[test]
+fn the_audit_trail_check_fails_for_an_unreachable_database_and_a_missing_shared_key() {
+    let lab = lab();
+    let key = lab.dir().join("shared.key");
+    let body = |db: &str| {
+        format!(
+            "{PEM}\naudit_database = \"{db}\"\naudit_key_file = \"{}\"\naudit_spool_dir = \"{}\"",
+            key.display(),
+            lab.audit_spool_dir().display()
+        )
+    };
+    // A shared database never makes its key: it must be given to every host.
+    let file = config(
+        &lab,
+        "nokey.toml",
+        &body("postgres://audit:s3cret@127.0.0.1:1/bankid"),
+    );
+    let r = doctor(&file, &[]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert_fails(&r, "audit trail", "shared.key", "the same on every host");
+    assert!(!r.out.contains("s3cret"), "{}", r.out);
+    bankid::audit::PseudonymKey::load_or_create(&key).unwrap();
+    let r = doctor(&file, &[]);
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert_fails(
+        &r,
+        "audit trail",
+        "127.0.0.1:1",
+        "records wait in the spool",
+    );
+    assert!(!r.out.contains("s3cret"), "{}", r.out);
+    // A real one answers; its schema is made at the next start.
+    let pg = bankid_sim::testdb::TestDb::new();
+    let file = config(&lab, "pg.toml", &body(pg.url()));
+    let r = doctor(&file, &[]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    let (l, _) = line(&r, "✓", "audit trail");
+    assert!(l.contains("brought up to date at the next start"), "{l}");
+    assert_eq!(
+        pg.query("SELECT count(*) FROM pg_tables WHERE tablename = 'audit_orders'"),
+        "0",
+        "doctor changed the database"
+    );
 }

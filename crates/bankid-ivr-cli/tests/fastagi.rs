@@ -82,8 +82,26 @@ fn start_wrapped(extra: &[&str], nofile: Option<u32>, log_level: &str) -> (Lab, 
 fn start_on(sim: SimConfig, extra: &[&str], nofile: Option<u32>, log_level: &str) -> (Lab, Server) {
     let sim = Lab::start(sim).unwrap();
     let config = sim.write_client_toml("poll_interval_ms = 20").unwrap();
-    let dir = sim.dir().to_path_buf();
-    let log = dir.join("server.log");
+    let server = spawn_server(
+        &config,
+        &sim.dir().join("server.log"),
+        extra,
+        nofile,
+        log_level,
+    );
+    (sim, server)
+}
+
+/// `bankid-ivr fastagi` on 127.0.0.1:0 with the configuration file `config`, its stderr in
+/// `log`.
+fn spawn_server(
+    config: &std::path::Path,
+    log: &std::path::Path,
+    extra: &[&str],
+    nofile: Option<u32>,
+    log_level: &str,
+) -> Server {
+    let log = log.to_path_buf();
     let mut command = match nofile {
         None => Command::new(env!("CARGO_BIN_EXE_bankid-ivr")),
         Some(n) => {
@@ -123,7 +141,7 @@ fn start_on(sim: SimConfig, extra: &[&str], nofile: Option<u32>, log_level: &str
         .and_then(|s| s.strip_suffix("/bankid-identify"))
         .unwrap_or_else(|| panic!("first line: {first:?}"))
         .to_string();
-    (sim, Server { child, addr, log })
+    Server { child, addr, log }
 }
 
 /// A connection to `addr` from the local address `from` (e.g. 127.0.0.2, a second loopback
@@ -1219,4 +1237,112 @@ fn bad_agi_arguments_start_nothing() {
         );
     }
     assert!(sim.orders().is_empty());
+}
+
+#[path = "../../../tests/support/audit_db.rs"]
+mod audit_db;
+
+/// A lab whose configuration records in `database` (a PostgreSQL URL, with a key file made
+/// for it; `None`: the lab's own SQLite file), and the server in front of it.
+fn start_recording(pg: Option<&str>) -> (Lab, Server, bankid::audit::Database, PathBuf) {
+    let sim = Lab::start(SimConfig {
+        speed: 0.01,
+        ..Default::default()
+    })
+    .unwrap();
+    let (database, extra) = match pg {
+        None => (
+            bankid::audit::Database::Sqlite(sim.audit_db_file()),
+            String::new(),
+        ),
+        Some(url) => {
+            let key = sim.dir().join("shared.key");
+            bankid::audit::PseudonymKey::load_or_create(&key).unwrap();
+            (
+                bankid::audit::Database::Postgres(url.into()),
+                format!(
+                    "audit_database = \"{url}\"\naudit_key_file = \"{}\"\n",
+                    key.display()
+                ),
+            )
+        }
+    };
+    let config = sim
+        .write_client_toml(&format!("poll_interval_ms = 20\n{extra}"))
+        .unwrap();
+    let server = spawn_server(&config, &sim.dir().join("server.log"), &[], None, "warn");
+    (sim, server, database, config)
+}
+
+/// One identification of Anna, recorded: FastAGI, the call's uniqueid and caller ID.
+fn a_call_is_recorded(pg: Option<&str>) {
+    let (sim, mut server, database, config) = start_recording(pg);
+    let cmds = call(&server.addr, anna());
+    assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("complete"));
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    let rows = audit_db::orders(&database);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let r = &rows[0];
+    assert_eq!(r.channel, "fastagi");
+    assert_eq!(r.call_id.as_deref(), Some("1700000000.1"));
+    assert_eq!(r.caller_id.as_deref(), Some(CALLER_ID));
+    assert_eq!(r.state, "complete");
+    assert_eq!(r.pnr_masked, "850312-XXXX");
+    let key = bankid::Config::from_file(&config).unwrap().audit.key_file;
+    let key = bankid::audit::PseudonymKey::load(&key).unwrap();
+    let anna = bankid::Personnummer::parse("198503121116").unwrap();
+    assert_eq!(r.pnr_pseudonym, key.pseudonym(&anna));
+    let order_ref = r.order_ref.clone().unwrap();
+    assert_eq!(sim.orders()[0].order_ref, order_ref);
+    let kept: serde_json::Value =
+        serde_json::from_str(r.completion_data.as_deref().unwrap()).unwrap();
+    assert_eq!(Some(kept), sim.completion_sent(&order_ref));
+}
+
+#[test]
+fn a_call_is_recorded_with_its_uniqueid_and_caller_id_in_sqlite() {
+    a_call_is_recorded(None);
+}
+
+#[test]
+fn a_call_is_recorded_with_its_uniqueid_and_caller_id_in_postgresql() {
+    let pg = bankid_sim::testdb::TestDb::new();
+    a_call_is_recorded(Some(pg.url()));
+}
+
+#[test]
+fn a_kill_9_after_an_identification_loses_nothing_and_records_it_once() {
+    let pg = bankid_sim::testdb::TestDb::new();
+    let (sim, mut server, database, config) = start_recording(Some(pg.url()));
+    let spool = sim.audit_spool_dir();
+    // The database goes away; the caller is identified all the same.
+    pg.cut_off();
+    let cmds = call(&server.addr, anna());
+    assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("complete"));
+    wait_for("the record in the spool", Duration::from_secs(20), || {
+        audit_db::spooled(&spool) == 1
+    });
+    // Between the identification and its commit: no shutdown, no flush.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    assert_eq!(audit_db::spooled(&spool), 1, "the spool survived");
+    pg.restore();
+    assert!(audit_db::orders(&database).is_empty());
+    // The next server with the same spool writes it.
+    let mut again = spawn_server(&config, &sim.dir().join("server2.log"), &[], None, "warn");
+    let rows = audit_db::wait_for_orders(&database, 1, Duration::from_secs(60));
+    wait_for("the spool emptied", Duration::from_secs(20), || {
+        audit_db::spooled(&spool) == 0
+    });
+    again.signal("TERM");
+    assert!(again.wait_exit(Duration::from_secs(20)).success());
+    let after = audit_db::orders(&database);
+    assert_eq!(after.len(), 1, "exactly once: {after:#?}");
+    assert_eq!(rows, after);
+    assert_eq!(after[0].call_id.as_deref(), Some("1700000000.1"));
+    assert_eq!(
+        after[0].order_ref.as_ref(),
+        Some(&sim.orders()[0].order_ref)
+    );
 }

@@ -153,6 +153,10 @@ pub fn run_file(args: RunArgs) -> i32 {
             ),
             ("BANKID_PRESET".into(), String::new()),
             ("BANKID_SIMULATOR".into(), String::new()),
+            // Its records stay in the run's directory with the library's own.
+            ("BANKID_AUDIT_DATABASE".into(), path(lab.audit_db_file())),
+            ("BANKID_AUDIT_SPOOL_DIR".into(), path(lab.audit_spool_dir())),
+            ("BANKID_AUDIT_KEY_FILE".into(), path(lab.audit_key_file())),
         ];
     }
     let ending = runner.run(&flow);

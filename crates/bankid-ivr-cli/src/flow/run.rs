@@ -370,6 +370,9 @@ impl<'a, W: Write> Runner<'a, W> {
             text,
             pin_code,
             id_document,
+            call_id: None,
+            // The record says this order came from a dry run, not from a caller.
+            channel: bankid::ffi::bankid_channel::BANKID_CHANNEL_FLOW_RUN,
         };
         for p in prompts::before_start(mode == bankid::Mode::Sign, pin_code, id_document) {
             self.play(p);
