@@ -203,7 +203,7 @@
       const cells = [
         when(rec.finishedAtMs), tr('ch.' + rec.channel) || rec.channel,
         rec.agent || rec.callId || rec.callerId || '', rec.personalNumberMasked, outcomeText(rec.outcome || rec.state),
-        rec.hintCode || rec.errorCode || '', secs(rec.durationMs),
+        rec.outcome === 'complete' ? '' : (rec.hintCode || rec.errorCode || ''), secs(rec.durationMs),
       ];
       for (const text of cells) { const td = document.createElement('td'); td.textContent = text; row.appendChild(td); }
       row.tabIndex = 0;

@@ -1,13 +1,22 @@
 //! A real headless Chromium (Debian `chromium` + `chromium-driver`, driven over the W3C
 //! WebDriver protocol) uses the agent page against bankid-sim. Screenshots of every state go to
-//! `test-artifacts/`.
+//! `test-artifacts/`; the supervisor view's also to `docs/supervisor.png` (the README's).
+//!
+//! The supervisor test runs a real `bankid-ivr fastagi` beside the page: it is the workspace's
+//! binary in this target directory (`cargo test` at the workspace root builds it; with
+//! `-p bankid-agent` alone, `cargo build --workspace` first).
 
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::browser::{processes_using, Browser};
+use common::{agi, Records};
 use serde_json::{json, Value};
+use sqlx::Row;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_logs_in_and_identifies_callers_in_a_real_browser() {
@@ -347,4 +356,382 @@ async fn an_agent_asks_for_the_id_document_check_and_has_a_text_signed_in_a_real
     b.click("#lang").await;
     assert_eq!(b.text("#result-title").await, "Text approved");
     assert!(b.text("#checks").await.contains("security code required"));
+}
+
+/// `bankid-ivr fastagi` in front of the harness's simulator, recording into the harness's
+/// audit database with the same pseudonym key (its own spool). Killed on drop.
+struct Fastagi {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Fastagi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Fastagi {
+    fn start(h: &common::Harness) -> Fastagi {
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .unwrap()
+            .join("bankid-ivr");
+        assert!(
+            bin.is_file(),
+            "{} is missing: `cargo build --workspace` first",
+            bin.display()
+        );
+        // The lab's configuration puts the records in its audit.db with its audit.key: the
+        // harness's own.
+        let spool = h.sim.dir().join("fastagi-spool");
+        let config = h
+            .sim
+            .write_client_toml(&format!(
+                "poll_interval_ms = 50\naudit_spool_dir = {:?}\n",
+                spool.display().to_string()
+            ))
+            .unwrap();
+        let mut child = Command::new(&bin)
+            .args(["fastagi", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env_remove("BANKID_PRESET")
+            .env_remove("BANKID_URL")
+            .env_remove("BANKID_SIMULATOR")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("listening agi://")
+            .and_then(|s| s.strip_suffix("/bankid-identify"))
+            .unwrap_or_else(|| panic!("fastagi said {first:?}"))
+            .to_string();
+        Fastagi { child, addr }
+    }
+}
+
+/// Waits for a finished download in `dir` whose name starts with `prefix`.
+async fn downloaded(dir: &Path, prefix: &str) -> PathBuf {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                let name = p.file_name().unwrap().to_string_lossy();
+                name.starts_with(prefix) && !name.ends_with(".crdownload")
+            });
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(
+            Instant::now() < until,
+            "no download {prefix}* in {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Logs in on the agent page in the browser.
+async fn log_in(b: &Browser, base: &str, name: &str, password: &str) {
+    b.goto(&format!("{base}/")).await;
+    b.wait_visible("#login-view").await;
+    b.type_into("#username", name).await;
+    b.type_into("#password", password).await;
+    b.click("#login-button").await;
+    b.wait_visible("#identify-view").await;
+}
+
+async fn rows(b: &Browser) -> Vec<Value> {
+    b.js(
+        "return Array.from(document.querySelectorAll('#record-table tbody tr')).map(r => ({id: r.dataset.id, channel: r.dataset.channel, outcome: r.dataset.outcome, declined: r.classList.contains('declined'), text: r.textContent}));",
+        json!([]),
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
+async fn search(b: &Browser, outcome: &str, channel: &str, pnr: &str) {
+    b.js(
+        "document.getElementById('f-outcome').value = arguments[0]; document.getElementById('f-channel').value = arguments[1]; document.getElementById('records').dataset.count = '';",
+        json!([outcome, channel]),
+    )
+    .await;
+    b.type_into("#f-pnr", pnr).await;
+    b.click("#search").await;
+    b.wait_until(
+        "the search answered",
+        "document.getElementById('records').dataset.count !== ''",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_reviews_identifications_from_the_agent_page_and_fastagi_in_a_real_browser() {
+    let h = common::start_recorded(0.3, Records::Sqlite, |_| {}).await;
+    let ivr = Fastagi::start(&h);
+    let downloads = h.sim.dir().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let b = Browser::start_with_downloads(&downloads).await;
+
+    // Two calls to the IVR: Anna is identified, Cecilia declines the call (possible fraud).
+    let addr = ivr.addr.clone();
+    let (anna_call, cecilia_call) = tokio::task::spawn_blocking(move || {
+        (
+            agi::call(&addr, "1733000000.11", "46701234567", "198503121116"),
+            agi::call(&addr, "1733000000.12", "46709876543", "197709083336"),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        agi::var(&anna_call, "BANKID_STATUS").as_deref(),
+        Some("complete")
+    );
+    assert_eq!(
+        agi::var(&cecilia_call, "BANKID_STATUS").as_deref(),
+        Some("failed")
+    );
+
+    // An agent identifies Anna on the agent page. Agents see no supervisor link, and the
+    // supervisor view refuses them.
+    log_in(&b, &h.base, "anna", common::PASSWORD_A).await;
+    assert_eq!(
+        b.js(
+            "return document.getElementById('supervisor-link') === null",
+            json!([])
+        )
+        .await,
+        json!(true)
+    );
+    b.type_into("#pnr", "19850312-1116").await;
+    b.click("#identify").await;
+    b.wait_visible("#result[data-state=complete]").await;
+    assert_eq!(b.text("#person-name").await, "Anna Lindqvist");
+    let status = |path: &str| {
+        format!("const x = new XMLHttpRequest(); x.open('GET', '{path}', false); x.send(); return x.status;")
+    };
+    for path in [
+        "api/supervisor/stats",
+        "api/supervisor/charts/hourly.svg",
+        "supervisor.js",
+    ] {
+        assert_eq!(b.js(&status(path), json!([])).await, json!(403), "{path}");
+    }
+    b.goto(&format!("{}/supervisor", h.base)).await;
+    b.wait_visible("#refused").await;
+    assert!(b.text("#refused").await.contains("bara för arbetsledare"));
+    b.screenshot("supervisor-0-agent-refused.png").await;
+    b.goto(&format!("{}/", h.base)).await;
+    b.wait_visible("#logout").await;
+    b.click("#logout").await;
+    b.wait_visible("#login-view").await;
+
+    // The three records reach the database (the writers run beside the orders).
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_orders")
+            .fetch_one(h.pool())
+            .await
+            .unwrap();
+        if n >= 3 {
+            assert_eq!(n, 3);
+            break;
+        }
+        assert!(Instant::now() < until, "{n} records");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The supervisor logs in and follows the link.
+    log_in(&b, &h.base, "sara", common::PASSWORD_S).await;
+    b.wait_visible("#supervisor-link").await;
+    assert_eq!(b.text("#supervisor-link").await, "Arbetsledarvy");
+    b.click("#supervisor-link").await;
+    b.wait_until(
+        "the supervisor page is ready",
+        "document.body.dataset.ready === 'true'",
+    )
+    .await;
+    b.wait_until(
+        "three records are listed",
+        "document.querySelectorAll('#record-table tbody tr').length === 3",
+    )
+    .await;
+    let all = rows(&b).await;
+    let channels: Vec<&str> = all.iter().map(|r| r["channel"].as_str().unwrap()).collect();
+    assert_eq!(
+        channels.iter().filter(|c| **c == "fastagi").count(),
+        2,
+        "{all:?}"
+    );
+    assert_eq!(
+        channels.iter().filter(|c| **c == "agent").count(),
+        1,
+        "{all:?}"
+    );
+    assert_eq!(
+        all.iter().filter(|r| r["declined"] == true).count(),
+        1,
+        "the declined call is highlighted: {all:?}"
+    );
+    assert!(all
+        .iter()
+        .all(|r| !r["text"].as_str().unwrap().contains("8503121116")));
+
+    // The charts and figures: three identifications, two identified, one declined call.
+    b.wait_until(
+        "the figures are in",
+        "document.getElementById('charts').dataset.total === '3'",
+    )
+    .await;
+    b.wait_until(
+        "the charts are drawn",
+        "['hourly', 'durations', 'reasons'].every(n => { const i = document.getElementById('chart-' + n); return i.complete && i.naturalWidth > 0; })",
+    )
+    .await;
+    assert_eq!(b.text("#stat-total").await, "3");
+    assert_eq!(b.text("#stat-declined").await, "1");
+    assert_eq!(b.text("#stat-success").await, "66.7 %");
+    assert!(b.text("#stat-median").await.ends_with(" s"));
+    let declined = b.text("#declined-list").await;
+    assert!(
+        declined.contains("770908-XXXX") && declined.contains("46709876543"),
+        "{declined}"
+    );
+    b.resize(1100, 1700).await;
+    let shot = b.screenshot("supervisor-1-overview.png").await;
+    std::fs::copy(
+        &shot,
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/supervisor.png"),
+    )
+    .unwrap();
+    b.click("#range-7d").await;
+    b.wait_until(
+        "the week's figures",
+        "document.getElementById('charts').dataset.range === '7d'",
+    )
+    .await;
+    assert_eq!(b.text("#stat-total").await, "3");
+
+    // Filters: the IVR's records, then the declined calls.
+    search(&b, "", "fastagi", "").await;
+    let ivr_rows = rows(&b).await;
+    assert_eq!(ivr_rows.len(), 2);
+    assert!(ivr_rows.iter().all(|r| r["channel"] == "fastagi"));
+    search(&b, "declined", "", "").await;
+    let declined_rows = rows(&b).await;
+    assert_eq!(declined_rows.len(), 1);
+    assert_eq!(declined_rows[0]["outcome"], "declined");
+    // Anna's records, looked up by her number as typed: one from each channel.
+    search(&b, "", "", "19850312-1116").await;
+    let annas = rows(&b).await;
+    assert_eq!(annas.len(), 2, "{annas:?}");
+    let mut chans: Vec<&str> = annas
+        .iter()
+        .map(|r| r["channel"].as_str().unwrap())
+        .collect();
+    chans.sort();
+    assert_eq!(chans, vec!["agent", "fastagi"]);
+    // Nothing personal in the address bar.
+    let url = b.cmd(reqwest::Method::GET, "/url", None).await;
+    assert_eq!(url, json!(format!("{}/supervisor", h.base)));
+    b.screenshot("supervisor-2-lookup.png").await;
+
+    // The IVR's record says which call it was.
+    let ivr_id = annas.iter().find(|r| r["channel"] == "fastagi").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.click(&format!("#record-table tr[data-id='{ivr_id}']"))
+        .await;
+    b.wait_visible(&format!("#detail[data-id='{ivr_id}']"))
+        .await;
+    assert_eq!(b.text("dd[data-field=callId]").await, "1733000000.11");
+    assert_eq!(b.text("dd[data-field=callerId]").await, "46701234567");
+    assert_eq!(b.text("dd[data-field=channel]").await, "IVR (FastAGI)");
+
+    // The agent's record: opened, its evidence downloaded — exactly what is stored.
+    let agent_id = annas.iter().find(|r| r["channel"] == "agent").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    b.click(&format!("#record-table tr[data-id='{agent_id}']"))
+        .await;
+    b.wait_visible(&format!("#detail[data-id='{agent_id}']"))
+        .await;
+    assert_eq!(b.text("dd[data-field=agent]").await, "anna");
+    assert_eq!(b.text("dd[data-field=channel]").await, "Agentsidan");
+    assert_eq!(
+        b.text("dd[data-field=personalNumberMasked]").await,
+        "850312-XXXX"
+    );
+    assert!(b.visible("#download").await);
+    b.click("#download").await;
+    let file = downloaded(&downloads, &format!("bankid-evidence-{agent_id}")).await;
+    let saved = std::fs::read_to_string(&file).unwrap();
+    let stored: String =
+        sqlx::query("SELECT completion_data FROM audit_evidence WHERE order_id = $1")
+            .bind(agent_id.clone())
+            .fetch_one(h.pool())
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(saved, stored);
+    let evidence: Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(evidence["user"]["name"], "Anna Lindqvist");
+    assert_eq!(evidence["user"]["personalNumber"], "198503121116");
+    assert!(evidence["signature"].is_string() && evidence["ocspResponse"].is_string());
+    b.wait_visible("#detail-events li[data-action=evidence-downloaded]")
+        .await;
+    assert!(b.text("#detail-events").await.contains("sara"));
+    b.screenshot("supervisor-3-record.png").await;
+
+    // The CSV of Anna's records.
+    b.click("#export").await;
+    let csv = std::fs::read_to_string(downloaded(&downloads, "bankid-records-").await).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1..].iter().all(|l| l.ends_with("850312-XXXX")),
+        "{csv}"
+    );
+    assert!(!csv.contains("198503121116"));
+
+    // Both are on record as the supervisor's actions.
+    let actions: Vec<(String, String)> = h
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "sara")
+        .map(|e| (e.1, e.2.unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("login".to_string(), String::new()),
+            ("evidence-downloaded".to_string(), "850312-XXXX".to_string()),
+            ("records-exported".to_string(), "850312-XXXX".to_string()),
+        ]
+    );
+
+    // English follows on the supervisor page too.
+    b.click("#lang").await;
+    assert_eq!(b.text("#charts h2").await, "How identification goes");
+    assert_eq!(b.text("dd[data-field=channel]").await, "Agent page");
+    b.click("#lang").await;
+    drop(b);
+    drop(ivr);
 }

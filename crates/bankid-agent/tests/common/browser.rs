@@ -127,6 +127,15 @@ impl Browser {
 
     /// A browser with these extra command-line flags (e.g. `--ignore-certificate-errors`).
     pub async fn start_with(extra_args: &[&str]) -> Browser {
+        Browser::start_full(extra_args, None).await
+    }
+
+    /// A browser that saves downloads into `dir` without asking.
+    pub async fn start_with_downloads(dir: &std::path::Path) -> Browser {
+        Browser::start_full(&[], Some(dir)).await
+    }
+
+    async fn start_full(extra_args: &[&str], downloads: Option<&std::path::Path>) -> Browser {
         let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let port = free_port();
         let child = Command::new(&chromedriver)
@@ -179,9 +188,18 @@ impl Browser {
         .map(|a| a.to_string())
         .collect();
         args.push(format!("--user-data-dir={}", profile.display()));
+        let mut options = json!({"binary": binary, "args": args});
+        if let Some(dir) = downloads {
+            options["prefs"] = json!({
+                "download.default_directory": dir.display().to_string(),
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+                "safebrowsing.enabled": false,
+            });
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": binary, "args": args}
+            "goog:chromeOptions": options
         }}});
         let r: Value = http
             .post(format!("{base}/session"))
@@ -292,6 +310,29 @@ impl Browser {
         let until = Instant::now() + Duration::from_secs(30);
         while !self.visible(css).await {
             assert!(Instant::now() < until, "{css} never became visible");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Resizes the browser window (the page's viewport follows).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
+    /// Waits until `script` (a boolean expression over the page) holds.
+    pub async fn wait_until(&self, what: &str, script: &str) {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.js(&format!("return !!({script});"), json!([])).await;
+            if v == json!(true) {
+                return;
+            }
+            assert!(Instant::now() < until, "{what} never happened");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -2,6 +2,8 @@
 //! process, and HTTP clients with cookie jars.
 #![allow(dead_code)]
 
+/// Asterisk's side of a FastAGI call (the browser test's IVR records).
+pub mod agi;
 /// Chromium over WebDriver (only the browser tests use it).
 pub mod browser;
 
