@@ -386,3 +386,64 @@ async fn with_the_database_down_nothing_is_done_and_the_page_is_told_so() {
     assert_eq!(r.status, 201, "{}", r.body);
     drop(h);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_identification_limit_counts_across_instances_too() {
+    let db = TestDb::new();
+    let (records, _key) = shared_records(&db);
+    let again = match &records {
+        Records::Shared(d, k) => Records::Shared(d.clone(), k.clone()),
+        _ => unreachable!(),
+    };
+    let a = start_recorded(0.05, records, |o| o.identify_limit = limit(2, 600)).await;
+    let b = start_recorded(0.05, again, |o| o.identify_limit = limit(2, 600)).await;
+    let mut on_a = a.client();
+    let login = on_a.login("anna", PASSWORD_A).await;
+    let on_b = with_session(&b, &token_of(&login), on_a.csrf.as_ref().unwrap());
+    assert_eq!(on_a.identify("198503121116", "user").await.status, 201);
+    assert_eq!(on_b.identify("196801642395", "user").await.status, 201);
+    for c in [&on_a, &on_b] {
+        let r = c.identify("199908072391", "user").await;
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert_eq!(r.body["error"], "too_many_identifications");
+    }
+    // Another agent has a count of her own.
+    let bertil = b.agent("bertil").await;
+    assert_eq!(bertil.identify("199908072391", "user").await.status, 201);
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_and_spent_counters_are_swept_from_postgres() {
+    let db = TestDb::new();
+    let (records, _key) = shared_records(&db);
+    let again = match &records {
+        Records::Shared(d, k) => Records::Shared(d.clone(), k.clone()),
+        _ => unreachable!(),
+    };
+    // The first instance makes the schema; rows as an instance that died would leave them.
+    let a = start_recorded(0.05, records, |_| {}).await;
+    let old = common::now_ms() - 24 * 3_600_000;
+    db.query(&format!(
+        "INSERT INTO agent_sessions (token_hash, agent, csrf, created_at, expires_at, role) \
+         VALUES ('dead', 'anna', 'x', {old}, {old}, 'agent'); \
+         INSERT INTO agent_rate_limits (bucket, window_start, hits) VALUES \
+         ('login-name:old_one', {old}, 3), ('login-address:192.0.2.1', {old}, 9), \
+         ('identify:anna', {old}, 1), ('login-name:fresh_one', {}, 1)",
+        common::now_ms()
+    ));
+    // A second instance sweeps at its first housekeeping tick.
+    let b = start_recorded(0.05, again, |_| {}).await;
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left =
+            db.query("SELECT string_agg(bucket, ',' ORDER BY bucket) FROM agent_rate_limits");
+        let sessions = db.query("SELECT count(*) FROM agent_sessions");
+        if left == "login-name:fresh_one" && sessions == "0" {
+            break;
+        }
+        assert!(Instant::now() < until, "left: {left}; sessions: {sessions}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop((a, b));
+}
