@@ -346,6 +346,10 @@ fn run_cell(f: F, ep: Ep, when: When) -> Seen {
     let mut cfg = env.config();
     cfg.order_timeout = ORDER_TIMEOUT;
     cfg.request_timeout = REQUEST_TIMEOUT;
+    // The matrix is about BankID's rules; records have their own tests (tests/audit.rs). 43
+    // cells start at once, and 43 writers migrating 43 SQLite files on a 2-core machine made
+    // starts miss the cells' bounds.
+    cfg.audit.database = None;
     let engine = Engine::new(cfg).unwrap();
     let pnr = Personnummer::parse(PERSON).unwrap();
     let count = if when == When::Repeatedly {

@@ -1195,7 +1195,7 @@ mod tests {
         assert!(text.contains("✗ TCP connect: nothing listening\n    fix: start it\n"));
         assert!(
             text.ends_with(
-                "NOT ready: 1 of 3 checks failed (1 warnings; 8 not run: they need what failed)\n"
+                "NOT ready: 1 of 3 checks failed (1 warnings; 9 not run: they need what failed)\n"
             ),
             "{text}"
         );
