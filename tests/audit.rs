@@ -99,7 +99,9 @@ fn three_orders_are_recorded(env: &common::Env, database: Database) {
         Err(Error::Refused(_)) => {}
         other => panic!("a declined number is refused next: {other:?}"),
     }
-    // The shutdown writes what is queued, closes the database and joins the writer.
+    // They reach the database while the engine runs (a loaded machine may need more than the
+    // shutdown's flush bound to connect); the shutdown then closes it and joins the writer.
+    audit_db::wait_for_orders(&database, 3, Duration::from_secs(60));
     engine.shutdown();
 
     let rows = audit_db::orders(&database);

@@ -1279,6 +1279,7 @@ fn a_call_is_recorded(pg: Option<&str>) {
     let (sim, mut server, database, config) = start_recording(pg);
     let cmds = call(&server.addr, anna());
     assert_eq!(var(&cmds, "BANKID_STATUS").as_deref(), Some("complete"));
+    audit_db::wait_for_orders(&database, 1, Duration::from_secs(60));
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
     let rows = audit_db::orders(&database);
