@@ -42,18 +42,47 @@ impl std::fmt::Display for Database {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, and any `password=` in
+/// the query string blanked. The userinfo ends at the LAST `@` before the path: a password
+/// with an unencoded `@` is hidden whole.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let authority_end = before_query
+        .rfind('@')
+        .map(|at| {
+            at + before_query[at..]
+                .find('/')
+                .unwrap_or(before_query.len() - at)
+        })
+        .unwrap_or(0);
+    let (authority, path) = before_query.split_at(authority_end);
+    let mut out = format!("{scheme}://");
+    match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
+            Some((user, _)) => out.push_str(&format!("{user}:***@{host}")),
+            None => out.push_str(&format!("{userinfo}@{host}")),
         },
-        None => url.to_string(),
+        None => out.push_str(authority),
     }
+    out.push_str(path);
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 /// A database setting that cannot be used.
@@ -221,6 +250,31 @@ mod tests {
             .unwrap_err()
             .0
             .contains("absolute"));
+    }
+
+    #[test]
+    fn redact_hides_a_password_with_an_at_sign_and_one_in_the_query_string() {
+        assert_eq!(
+            redact("postgres://u:p@ss@w0rd@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact("postgres://u@h/db?password=x&sslmode=require"),
+            "postgres://u@h/db?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("postgres://u:a@b@h/db?sslmode=disable&PASSWORD=y@z"),
+            "postgres://u:***@h/db?sslmode=disable&PASSWORD=***"
+        );
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact("postgres://h/db?x=1"), "postgres://h/db?x=1");
+        assert_eq!(redact("postgres://u:s@h"), "postgres://u:***@h");
+        let db = Database::Postgres("postgres://u:top@secret@h/db?password=other".into());
+        let shown = format!("{db} {db:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("other"),
+            "{shown}"
+        );
     }
 
     #[test]
