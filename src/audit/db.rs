@@ -165,8 +165,41 @@ pub(crate) fn prepare(db: &Database) -> Result<(), DatabaseError> {
                     DatabaseError(format!("audit database directory {}: {e}", dir.display()))
                 })?;
         }
+        // The file holds evidence with whole personal numbers: made 0600 here, whatever the
+        // umask, before SQLite opens it (SQLite gives its -wal and -shm the file's mode).
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| DatabaseError(format!("audit database {}: {e}", path.display())))?;
     }
     Ok(())
+}
+
+/// After a connection is made: the -wal and -shm SQLite made beside `db` are 0600 too (should
+/// an SQLite build not copy the file's mode). Best effort: a file another user owns is left.
+pub(crate) fn restrict_sqlite_side_files(db: &Database) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Database::Sqlite(path) = db {
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if let Ok(meta) = std::fs::metadata(&side) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    if let Err(e) =
+                        std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600))
+                    {
+                        log::warn!("audit database {}: chmod 0600: {e}", side.display());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The settings of every new SQLite connection. WAL: readers (the supervisor page) never wait
@@ -212,6 +245,7 @@ pub async fn connect(
         .run(&pool)
         .await
         .map_err(|e| DatabaseError(format!("audit database {db}: migration: {e}")))?;
+    restrict_sqlite_side_files(db);
     Ok(pool)
 }
 
@@ -275,6 +309,43 @@ mod tests {
             !shown.contains("secret") && !shown.contains("other"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_new_sqlite_file_and_its_wal_and_shm_are_0600_under_umask_022() {
+        use std::os::unix::fs::PermissionsExt;
+        // 022 is the usual umask (so other tests running meanwhile see what they always see).
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        let dir = std::env::temp_dir().join(format!("bankid-audit-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for (name, via_store) in [("pool.db", false), ("store.db", true)] {
+            let file = dir.join(name);
+            let db = Database::Sqlite(file.clone());
+            rt.block_on(async {
+                if via_store {
+                    let store = crate::audit::store::Store::open(&db, Duration::from_secs(5))
+                        .await
+                        .unwrap();
+                    let wal = PathBuf::from(format!("{}-wal", file.display()));
+                    assert_eq!(mode(&wal), 0o600, "{}", wal.display());
+                    store.close().await;
+                } else {
+                    let pool = connect(&db, 1, Duration::from_secs(5)).await.unwrap();
+                    for side in ["-wal", "-shm"] {
+                        let p = PathBuf::from(format!("{}{side}", file.display()));
+                        assert_eq!(mode(&p), 0o600, "{}", p.display());
+                    }
+                    pool.close().await;
+                }
+            });
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
