@@ -561,7 +561,9 @@ fn audit_settings<'a>(
         None if audit.database.as_ref().is_some_and(|d| d.is_shared()) => {
             return Err(bad(
                 "audit_key_file",
-                "required with a shared (PostgreSQL) audit_database: every host writing it                  must use the same pseudonym key (make one with `openssl rand -hex 32 > FILE`,                  mode 0600, and give it to each host)",
+                "required with a shared (PostgreSQL) audit_database: every host writing it \
+                 must use the same pseudonym key (make one with `openssl rand -hex 32 > FILE`, \
+                 mode 0600, and give it to each host)",
             ))
         }
         None => {}
@@ -837,6 +839,11 @@ mod tests {
         let e = with_audit(&[pg]).unwrap_err();
         assert!(e.0.starts_with("BANKID_AUDIT_KEY_FILE: required"), "{e}");
         assert!(!e.0.contains("s3cret"), "{e}");
+        assert!(
+            !e.0.contains("  "),
+            "a line continuation lost its break: {e}"
+        );
+        assert!(e.0.contains("it must use the same"), "{e}");
         let cfg = with_audit(&[pg, ("audit_key_file", "/etc/bankid/audit.key")]).unwrap();
         assert!(cfg.audit.database.unwrap().is_shared());
         assert!(

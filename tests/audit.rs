@@ -166,6 +166,33 @@ fn three_orders_are_recorded(env: &common::Env, database: Database) {
 }
 
 #[test]
+fn a_start_refused_for_too_many_open_orders_is_recorded_like_a_limit_refusal() {
+    let env = common::sim();
+    let database = sqlite(&env);
+    let mut cfg = config(&env, database.clone());
+    cfg.max_orders = 1;
+    let engine = Engine::new(cfg).unwrap();
+    let held = engine.start(&pnr(ANNA), StartOptions::default()).unwrap();
+    match engine.start(&pnr(DECLINER), agent_call()) {
+        Err(Error::TooManyOrders) => {}
+        other => panic!("one order is open: {other:?}"),
+    }
+    engine.wait(held, Duration::from_secs(20)).unwrap();
+    engine.release(held).unwrap();
+    engine.shutdown();
+    let rows = audit_db::orders(&database);
+    let refused: Vec<&Row> = rows.iter().filter(|r| r.state == "error").collect();
+    assert_eq!(refused.len(), 1, "{rows:#?}");
+    let refused = refused[0];
+    assert_eq!(refused.error_code.as_deref(), Some("refused-tooManyOrders"));
+    assert_eq!(refused.pnr_masked, "770908-XXXX");
+    assert_eq!(refused.order_ref, None, "nothing reached BankID");
+    assert_eq!(refused.channel, "agent");
+    assert_eq!(refused.agent.as_deref(), Some("anna"));
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+}
+
+#[test]
 fn every_order_lands_in_sqlite_with_its_fields_and_bankids_evidence() {
     let env = common::sim();
     three_orders_are_recorded(&env, sqlite(&env));

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::spool::waiting_in;
+use super::spool::{set_aside_in, waiting_in};
 use super::store::{probe, Probe};
 use super::{AuditSettings, Database, PseudonymKey};
 
@@ -152,14 +152,28 @@ pub fn check(settings: &AuditSettings, timeout: Duration) -> Finding {
         },
         settings.retention_days
     );
+    let bad = set_aside_in(spool).unwrap_or_default();
+    let mut fixes = Vec::new();
     if waiting > 0 {
+        fixes.push(format!(
+            "{waiting} record(s) wait in the spool: the database was unreachable; they are \
+             written when a running service next connects (see its log)"
+        ));
+    }
+    if !bad.is_empty() {
+        fixes.push(format!(
+            "{} spool file(s) set aside as unreadable, their records counted lost: {} in {} \
+             (look at them, then remove them)",
+            bad.len(),
+            bad.join(", "),
+            spool.display()
+        ));
+    }
+    if !fixes.is_empty() {
         return Finding {
             level: Level::Warn,
             detail,
-            fix: format!(
-                "{waiting} record(s) wait in the spool: the database was unreachable; they are \
-                 written when a running service next connects (see its log)"
-            ),
+            fix: fixes.join("; "),
         };
     }
     Finding {
@@ -196,6 +210,12 @@ mod tests {
         assert_eq!(f.level, Level::Ok, "{f:?}");
         assert!(f.detail.contains("made at the first record"), "{f:?}");
         assert!(!dir.exists(), "doctor made {}", dir.display());
+        std::fs::create_dir_all(&settings.spool_dir).unwrap();
+        std::fs::write(settings.spool_dir.join("1-2-3-1.batch.bad"), "half").unwrap();
+        let f = check(&settings, Duration::from_secs(5));
+        assert_eq!(f.level, Level::Warn, "{f:?}");
+        assert!(f.fix.contains("1-2-3-1.batch.bad"), "{f:?}");
+        let _ = std::fs::remove_dir_all(&dir);
         let off = AuditSettings {
             database: None,
             ..settings.clone()

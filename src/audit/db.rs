@@ -42,18 +42,47 @@ impl std::fmt::Display for Database {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, and any `password=` in
+/// the query string blanked. The userinfo ends at the LAST `@` before the path: a password
+/// with an unencoded `@` is hidden whole.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let authority_end = before_query
+        .rfind('@')
+        .map(|at| {
+            at + before_query[at..]
+                .find('/')
+                .unwrap_or(before_query.len() - at)
+        })
+        .unwrap_or(0);
+    let (authority, path) = before_query.split_at(authority_end);
+    let mut out = format!("{scheme}://");
+    match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_string(),
+            Some((user, _)) => out.push_str(&format!("{user}:***@{host}")),
+            None => out.push_str(&format!("{userinfo}@{host}")),
         },
-        None => url.to_string(),
+        None => out.push_str(authority),
     }
+    out.push_str(path);
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 /// A database setting that cannot be used.
@@ -136,8 +165,41 @@ pub(crate) fn prepare(db: &Database) -> Result<(), DatabaseError> {
                     DatabaseError(format!("audit database directory {}: {e}", dir.display()))
                 })?;
         }
+        // The file holds evidence with whole personal numbers: made 0600 here, whatever the
+        // umask, before SQLite opens it (SQLite gives its -wal and -shm the file's mode).
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| DatabaseError(format!("audit database {}: {e}", path.display())))?;
     }
     Ok(())
+}
+
+/// After a connection is made: the -wal and -shm SQLite made beside `db` are 0600 too (should
+/// an SQLite build not copy the file's mode). Best effort: a file another user owns is left.
+pub(crate) fn restrict_sqlite_side_files(db: &Database) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Database::Sqlite(path) = db {
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if let Ok(meta) = std::fs::metadata(&side) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    if let Err(e) =
+                        std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600))
+                    {
+                        log::warn!("audit database {}: chmod 0600: {e}", side.display());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The settings of every new SQLite connection. WAL: readers (the supervisor page) never wait
@@ -183,6 +245,7 @@ pub async fn connect(
         .run(&pool)
         .await
         .map_err(|e| DatabaseError(format!("audit database {db}: migration: {e}")))?;
+    restrict_sqlite_side_files(db);
     Ok(pool)
 }
 
@@ -221,6 +284,68 @@ mod tests {
             .unwrap_err()
             .0
             .contains("absolute"));
+    }
+
+    #[test]
+    fn redact_hides_a_password_with_an_at_sign_and_one_in_the_query_string() {
+        assert_eq!(
+            redact("postgres://u:p@ss@w0rd@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact("postgres://u@h/db?password=x&sslmode=require"),
+            "postgres://u@h/db?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact("postgres://u:a@b@h/db?sslmode=disable&PASSWORD=y@z"),
+            "postgres://u:***@h/db?sslmode=disable&PASSWORD=***"
+        );
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(redact("postgres://h/db?x=1"), "postgres://h/db?x=1");
+        assert_eq!(redact("postgres://u:s@h"), "postgres://u:***@h");
+        let db = Database::Postgres("postgres://u:top@secret@h/db?password=other".into());
+        let shown = format!("{db} {db:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("other"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_new_sqlite_file_and_its_wal_and_shm_are_0600_under_umask_022() {
+        use std::os::unix::fs::PermissionsExt;
+        // 022 is the usual umask (so other tests running meanwhile see what they always see).
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        let dir = std::env::temp_dir().join(format!("bankid-audit-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for (name, via_store) in [("pool.db", false), ("store.db", true)] {
+            let file = dir.join(name);
+            let db = Database::Sqlite(file.clone());
+            rt.block_on(async {
+                if via_store {
+                    let store = crate::audit::store::Store::open(&db, Duration::from_secs(5))
+                        .await
+                        .unwrap();
+                    let wal = PathBuf::from(format!("{}-wal", file.display()));
+                    assert_eq!(mode(&wal), 0o600, "{}", wal.display());
+                    store.close().await;
+                } else {
+                    let pool = connect(&db, 1, Duration::from_secs(5)).await.unwrap();
+                    for side in ["-wal", "-shm"] {
+                        let p = PathBuf::from(format!("{}{side}", file.display()));
+                        assert_eq!(mode(&p), 0o600, "{}", p.display());
+                    }
+                    pool.close().await;
+                }
+            });
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -67,41 +67,53 @@ impl PseudonymKey {
             .map_err(|e| KeyError(format!("pseudonym key file {}: {e}", path.display())))
     }
 
-    /// Reads the key file, or makes one with 32 random bytes (mode 0600, created exclusively,
-    /// so two processes starting at once end up with the same key) when there is none: the
-    /// embedded SQLite default needs no set-up.
+    /// Reads the key file, or makes one with 32 random bytes (mode 0600) when there is none:
+    /// the embedded SQLite default needs no set-up. The key is written whole (and synced) to a
+    /// temporary file beside it, then hard-linked to the name: the name never shows an empty or
+    /// partial key, and of two processes starting at once the second link fails and that
+    /// process uses the first one's key.
     pub fn load_or_create(path: &Path) -> Result<PseudonymKey, KeyError> {
         use std::os::unix::fs::OpenOptionsExt;
-        if !path.exists() {
-            let key: [u8; 32] = rand::random();
-            let made = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path);
-            match made {
-                Ok(mut f) => {
-                    let write = f
-                        .write_all(format!("{}\n", hex::encode(key)).as_bytes())
-                        .and_then(|()| f.sync_all());
-                    if let Err(e) = write {
-                        let _ = std::fs::remove_file(path);
-                        return Err(KeyError(format!(
-                            "pseudonym key file {}: {e}",
-                            path.display()
-                        )));
+        if path.exists() {
+            return PseudonymKey::load(path);
+        }
+        let failed =
+            |e: std::io::Error| KeyError(format!("pseudonym key file {}: {e}", path.display()));
+        let key: [u8; 32] = rand::random();
+        let mut temp = path.as_os_str().to_owned();
+        temp.push(format!(
+            ".tmp-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let temp = std::path::PathBuf::from(temp);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .and_then(|mut f| {
+                f.write_all(format!("{}\n", hex::encode(key)).as_bytes())?;
+                f.sync_all()
+            });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(failed(e));
+        }
+        let linked = std::fs::hard_link(&temp, path);
+        let _ = std::fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+                        log::warn!("pseudonym key directory {}: fsync: {e}", dir.display());
                     }
-                    log::info!("made a new pseudonym key in {}", path.display());
                 }
-                // Another process made it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    return Err(KeyError(format!(
-                        "pseudonym key file {}: {e}",
-                        path.display()
-                    )))
-                }
+                log::info!("made a new pseudonym key in {}", path.display());
             }
+            // Another process made it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(failed(e)),
         }
         PseudonymKey::load(path)
     }
@@ -139,6 +151,37 @@ mod tests {
         assert!(!p.contains("850312"));
         assert_ne!(a.id(), b.id());
         assert!(!format!("{a:?}").contains("0101"));
+    }
+
+    #[test]
+    fn processes_racing_to_make_the_key_all_get_the_same_one() {
+        let dir = std::env::temp_dir().join(format!("bankid-key-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for round in 0..20 {
+            let path = dir.join(format!("audit-{round}.key"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let ids: Vec<String> = (0..8)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        PseudonymKey::load_or_create(&path).map(|k| k.id())
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap().unwrap())
+                .collect();
+            assert!(ids.iter().all(|id| *id == ids[0]), "round {round}: {ids:?}");
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -75,17 +75,20 @@ pub enum Failure {
     /// An anti-vishing limit refused the start: nothing was sent to BankID. Recorded so that
     /// supervisors see blocked attempts, not only orders.
     Refused(Refusal),
+    /// The engine had `max_orders` orders open: nothing was sent to BankID.
+    TooManyOrders,
 }
 
 impl Failure {
     /// The stored `error_code`: the order error as `bankid_hint_code` spells it
     /// (`deadline`, `internalError`, `http-503`, …), or `refused-` and the refusal's reason
     /// (`refused-declinedRecently`, `refused-numberRateLimited`, `refused-callerRateLimited`,
-    /// `refused-saturated`).
+    /// `refused-saturated`, `refused-tooManyOrders`).
     pub fn code(&self) -> String {
         match self {
             Failure::Order(e) => e.to_string(),
             Failure::Refused(r) => format!("refused-{}", r.reason()),
+            Failure::TooManyOrders => "refused-tooManyOrders".to_string(),
         }
     }
 }

@@ -215,12 +215,20 @@ impl Spool {
                 .open(&temp)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
-            std::fs::rename(&temp, self.dir.join(&file.name))?;
-            File::open(&self.dir)?.sync_all()
+            std::fs::rename(&temp, self.dir.join(&file.name))
         })();
         if let Err(e) = written {
             let _ = std::fs::remove_file(&temp);
             return Err(io(e));
+        }
+        // Renamed: the batch is in the spool (and will be replayed) even should the directory
+        // fsync fail, so it is reported spooled, not lost; only a power cut now could undo it.
+        if let Err(e) = sync_dir(&self.dir) {
+            log::warn!(
+                "audit spool {}: fsync of the directory after writing {}: {e}",
+                self.dir.display(),
+                file.name
+            );
         }
         self.waiting += file.records;
         Ok(file)
@@ -312,6 +320,39 @@ impl Spool {
             }
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes the next directory fsync on this thread fail (a test of what follows a rename).
+    pub(crate) static FAIL_DIR_SYNC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    if FAIL_DIR_SYNC.with(|f| f.replace(false)) {
+        return Err(io::Error::other("injected fsync failure"));
+    }
+    File::open(dir)?.sync_all()
+}
+
+/// The files set aside as `.bad` in the spool at `dir` (their records were counted lost),
+/// for `bankid-ivr doctor`; none when there is no such directory.
+pub fn set_aside_in(dir: &Path) -> io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut bad = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".bad") {
+            bad.push(name);
+        }
+    }
+    bad.sort();
+    Ok(bad)
 }
 
 /// Records waiting in the spool at `dir`, for `bankid-ivr doctor` (`None`: no such directory).
@@ -412,6 +453,22 @@ mod tests {
         assert!(!path.exists());
         assert!(d.join(format!("{}.bad", f.name())).exists());
         assert_eq!(s.list().unwrap(), vec![]);
+        assert_eq!(set_aside_in(&d).unwrap(), vec![format!("{}.bad", f.name())]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_failed_directory_fsync_after_the_rename_still_counts_the_batch_spooled() {
+        let d = dir("dirsync");
+        let mut s = Spool::open(&d, 10).unwrap();
+        FAIL_DIR_SYNC.with(|f| f.set(true));
+        let f = s.append(&[row("a")]).expect("renamed, so spooled");
+        assert!(
+            !FAIL_DIR_SYNC.with(|f| f.get()),
+            "the injected failure was reached"
+        );
+        assert_eq!(s.waiting(), 1);
+        assert_eq!(s.list().unwrap(), vec![f]);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -156,7 +156,10 @@ impl Store {
                 .map_err(|e| failed(format!("migration: {e}")))
         };
         match tokio::time::timeout(timeout, set_up).await {
-            Ok(Ok(())) => Ok(store),
+            Ok(Ok(())) => {
+                db::restrict_sqlite_side_files(database);
+                Ok(store)
+            }
             Ok(Err(e)) => {
                 store.close().await;
                 Err(e)

@@ -462,7 +462,13 @@ impl Writer {
             let rows = match self.spool.read(&f) {
                 Ok(rows) => rows,
                 Err(SpoolError::Corrupt(e)) => {
-                    log::error!("audit: {e}");
+                    // Its records cannot be written: counted lost now, the file named.
+                    self.metrics.lost.inc_by(f.records() as u64);
+                    log::error!(
+                        "audit: {} record(s) LOST ({e}; the file {}.bad is kept for an operator)",
+                        f.records(),
+                        f.name()
+                    );
                     self.metrics.write_errors.inc();
                     self.spool.forget(&f);
                     continue;

@@ -620,32 +620,57 @@ impl Engine {
         {
             log::warn!("SECURITY: start for {} refused: {r}", pnr.masked());
             self.inner.metrics.refused(&r);
-            if let Some(audit) = &self.inner.audit {
-                // Blocked attempts are on record too: nothing was sent, no orderRef.
-                let cell = Cell::new(pnr.clone(), &opts, request.call_initiator);
-                let p = Progress {
-                    state: State::Error,
-                    hint_code: None,
-                    error: None,
-                    completion: None,
-                    order_ref: None,
-                    finished: Some(cell.started),
-                    evidence: None,
-                };
-                let mut record = cell.record(&p, audit.key());
-                record.failure = Some(Failure::Refused(r.clone()));
-                audit.submit(record);
-            }
+            self.record_refusal(
+                pnr,
+                &opts,
+                request.call_initiator,
+                Failure::Refused(r.clone()),
+            );
             return Err(Error::Refused(r));
         }
         let cell = Arc::new(Cell::new(pnr.clone(), &opts, request.call_initiator));
-        let id = lock(&self.inner.orders)
-            .insert(cell.clone(), self.inner.config.max_orders)
-            .map_err(|_| Error::TooManyOrders)?;
+        let inserted = lock(&self.inner.orders).insert(cell.clone(), self.inner.config.max_orders);
+        if inserted.is_err() {
+            log::warn!(
+                "start for {} refused: {} orders are open (max_orders)",
+                pnr.masked(),
+                self.inner.config.max_orders
+            );
+            self.record_refusal(pnr, &opts, request.call_initiator, Failure::TooManyOrders);
+            return Err(Error::TooManyOrders);
+        }
+        let id = inserted.expect("checked");
         self.inner.live_tasks.fetch_add(1, Ordering::SeqCst);
         self.inner.metrics.order_started();
         rt.spawn(task::run(self.inner.clone(), cell, request));
         Ok(id)
+    }
+
+    /// A start refused before anything reached BankID is on record too: state error, no
+    /// orderRef, `error_code` `refused-…`.
+    fn record_refusal(
+        &self,
+        pnr: &Personnummer,
+        opts: &StartOptions,
+        call_initiator: CallInitiator,
+        failure: Failure,
+    ) {
+        let Some(audit) = &self.inner.audit else {
+            return;
+        };
+        let cell = Cell::new(pnr.clone(), opts, call_initiator);
+        let p = Progress {
+            state: State::Error,
+            hint_code: None,
+            error: None,
+            completion: None,
+            order_ref: None,
+            finished: Some(cell.started),
+            evidence: None,
+        };
+        let mut record = cell.record(&p, audit.key());
+        record.failure = Some(failure);
+        audit.submit(record);
     }
 
     fn cell(&self, id: OrderId) -> Result<Arc<Cell>, Error> {
