@@ -1313,7 +1313,7 @@ fn a_call_is_recorded_with_its_uniqueid_and_caller_id_in_postgresql() {
 }
 
 #[test]
-fn a_kill_9_after_an_identification_loses_nothing_and_records_it_once() {
+fn a_kill_9_after_an_identifications_record_is_spooled_loses_nothing_and_records_it_once() {
     let pg = bankid_sim::testdb::TestDb::new();
     let (sim, mut server, database, config) = start_recording(Some(pg.url()));
     let spool = sim.audit_spool_dir();
