@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::Role;
+use crate::accounts::{Accounts, Role};
 use crate::body::ApiJson;
 use crate::error::{ApiError, ApiResult};
 use crate::proxy::{BasePath, Client};
@@ -232,7 +232,33 @@ async fn get_session(State(app): State<Arc<App>>, agent: Option<Agent>) -> Json<
     ))
 }
 
-/// A failed login, recorded; a failure to record it is logged (the login fails anyway).
+/// A typed user name as it may be written down (the log, `audit_agent_events.agent`): a known
+/// account's canonical name as it is; anything else — it may be a caller's personal number,
+/// typed into the wrong field — as `(unknown)` with a hint that never holds it whole: the
+/// masked number if it is one, else its first two characters and its length.
+pub(crate) fn typed_name(key: &str, accounts: &Accounts) -> String {
+    if accounts.contains(key) {
+        return key.to_string();
+    }
+    if let Ok(pnr) = bankid::Personnummer::parse(key) {
+        return format!("(unknown) {}", pnr.masked());
+    }
+    let start: String = key.chars().take(2).collect();
+    format!("(unknown) {start}… ({} characters)", key.chars().count())
+}
+
+/// What the failed-login counter of a typed name is kept under: a known account's name, or the
+/// SHA-256 of anything else (the counters' table holds no typed text that is not a name).
+fn limit_key(key: &str, accounts: &Accounts) -> String {
+    if accounts.contains(key) {
+        key.to_string()
+    } else {
+        format!("unknown-{}", crate::store::sessions::token_hash(key))
+    }
+}
+
+/// A failed login, recorded; a failure to record it is logged (the login fails anyway). `name`
+/// is a [`typed_name`].
 async fn failed_login(app: &App, name: &str, from: &str) {
     let event = AgentEvent::new(name, Action::LoginFailed, from);
     if let Err(e) = app.events.record(&event).await {
@@ -258,19 +284,22 @@ async fn login(
         return Err(ApiError::BadRequest("give a user name"));
     }
     let from = client.addr();
-    if let Some(retry_after) = app.login_failures.check(&key).await? {
-        log::warn!("login for {key} from {from}: refused, too many failed attempts for the name");
+    let accounts = app.accounts();
+    // Never the typed text itself in the log, the events or the counters, unless it is a name.
+    let shown = typed_name(&key, &accounts);
+    let limited = limit_key(&key, &accounts);
+    if let Some(retry_after) = app.login_failures.check(&limited).await? {
+        log::warn!("login for {shown} from {from}: refused, too many failed attempts for the name");
         app.metrics.login(crate::health::Login::Limited);
-        failed_login(&app, &key, &from).await;
+        failed_login(&app, &shown, &from).await;
         return Err(ApiError::TooManyLogins { retry_after });
     }
     if let Some(retry_after) = app.login_failures_by_address.check(&from).await? {
-        log::warn!("login for {key} from {from}: refused, too many failed attempts from there");
+        log::warn!("login for {shown} from {from}: refused, too many failed attempts from there");
         app.metrics.login(crate::health::Login::Limited);
-        failed_login(&app, &key, &from).await;
+        failed_login(&app, &shown, &from).await;
         return Err(ApiError::TooManyLogins { retry_after });
     }
-    let accounts = app.accounts();
     let verifier = accounts.clone();
     let (user, password) = (req.username, req.password);
     let verified = tokio::task::spawn_blocking(move || verifier.verify(&user, &password))
@@ -284,16 +313,16 @@ async fn login(
     let verified = verified.filter(|name| app.accounts().same_entry(name, &accounts));
     let role = verified.as_deref().and_then(|name| accounts.role(name));
     let (Some(name), Some(role)) = (verified, role) else {
-        app.login_failures.record(&key).await?;
+        app.login_failures.record(&limited).await?;
         app.login_failures_by_address.record(&from).await?;
         app.metrics.login(crate::health::Login::Failed);
-        log::warn!("login for {key} from {from}: wrong name or password");
-        failed_login(&app, &key, &from).await;
+        log::warn!("login for {shown} from {from}: wrong name or password");
+        failed_login(&app, &shown, &from).await;
         return Err(ApiError::BadCredentials);
     };
     // The name's failures are forgiven, not the address's: one valid account must not reset
     // the count of a client trying others.
-    app.login_failures.clear(&key).await?;
+    app.login_failures.clear(&limited).await?;
     // A fresh session id at every login (no fixation), and the old one, if any, ended.
     if let Some(old) = session_token(&headers) {
         app.sessions.end(&old, None).await?;
@@ -542,6 +571,23 @@ mod tests {
         assert!(!app.sessions.any_of("anna").await.unwrap());
         let (status, _) = answer(&app, request("GET", Some(&token), None)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn an_unknown_typed_name_is_written_down_masked() {
+        let accounts = Accounts::from_pairs(&[("anna", "x")]);
+        assert_eq!(typed_name("anna", &accounts), "anna");
+        assert_eq!(
+            typed_name("19850312-1116", &accounts),
+            "(unknown) 850312-XXXX"
+        );
+        assert_eq!(typed_name("bo", &accounts), "(unknown) bo… (2 characters)");
+        assert_eq!(
+            typed_name("åäöx8503121116", &accounts),
+            "(unknown) åä… (14 characters)"
+        );
+        assert!(!limit_key("8503121116", &accounts).contains("8503121116"));
+        assert_eq!(limit_key("anna", &accounts), "anna");
     }
 
     #[test]

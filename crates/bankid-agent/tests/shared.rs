@@ -289,6 +289,42 @@ async fn agent_actions_are_recorded_with_numbers_masked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personal_number_typed_as_the_user_name_is_never_stored_whole() {
+    let h = start_recorded(0.05, Records::Sqlite, |_| {}).await;
+    let mut c = h.client();
+    for typed in ["198503121116", "850312-1116", "8503121117x", "Anna"] {
+        assert_eq!(c.login(typed, "wrong").await.status, 401, "{typed}");
+    }
+    let agents: Vec<String> = h.events().await.into_iter().map(|e| e.0).collect();
+    assert_eq!(
+        agents,
+        vec![
+            "(unknown) 850312-XXXX",
+            "(unknown) 850312-XXXX",
+            "(unknown) 85… (11 characters)",
+            "anna",
+        ]
+    );
+    // Nor in the failed-login counters.
+    let buckets: Vec<String> = sqlx::query_scalar("SELECT bucket FROM agent_rate_limits")
+        .fetch_all(h.pool())
+        .await
+        .unwrap();
+    assert!(
+        buckets.contains(&"login-name:anna".to_string()),
+        "{buckets:?}"
+    );
+    for whole in ["8503121116", "850312-1116", "8503121117"] {
+        assert!(buckets.iter().all(|b| !b.contains(whole)), "{buckets:?}");
+    }
+    // The counter of an unknown name still counts that name.
+    for _ in 0..4 {
+        c.login("198503121116", "wrong").await;
+    }
+    assert_eq!(c.login("198503121116", "wrong").await.status, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_agent_or_a_changed_role_ends_shared_sessions_at_the_reload() {
     use bankid_agent::accounts::add_agent;
     let dir = std::env::temp_dir().join(format!("agent-shared-reload-{}", std::process::id()));
