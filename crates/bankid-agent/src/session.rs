@@ -112,8 +112,8 @@ pub struct Agent {
     token: String,
     /// The canonical (lower-case) agent name.
     pub name: String,
-    /// What the account may do, as it was when the session began (a changed role in the
-    /// accounts file ends the session at the reload).
+    /// What the account may do: as it was when the session began, and as the accounts file
+    /// says now (a changed role or password ends the session at the next request).
     pub role: Role,
     csrf: String,
 }
@@ -130,6 +130,21 @@ impl Agent {
             .touch(&token)
             .await?
             .ok_or(ApiError::NotLoggedIn)?;
+        // The accounts file as this process holds it now must still have the entry the session
+        // was made from: a session of an account removed, given a new password or another role
+        // since the login ends here — after a restart too, which no reload saw.
+        let accounts = app.accounts();
+        let current = accounts.fingerprint(&info.name);
+        if accounts.role(&info.name) != Some(info.role)
+            || current.as_deref() != Some(info.fingerprint.as_str())
+        {
+            app.sessions.end(&token, None).await?;
+            log::warn!(
+                "a session of {} ended: the account was removed or changed since the login",
+                info.name
+            );
+            return Err(ApiError::NotLoggedIn);
+        }
         if state_changing {
             let sent = parts
                 .headers
@@ -328,7 +343,11 @@ async fn login(
         app.sessions.end(&old, None).await?;
     }
     let login = AgentEvent::new(&name, Action::Login, &from);
-    let new = app.sessions.start(&name, role, &login).await?;
+    let fingerprint = accounts.fingerprint(&name).unwrap_or_default();
+    let new = app
+        .sessions
+        .start(&name, role, &fingerprint, &login)
+        .await?;
     app.metrics.login(crate::health::Login::Ok);
     log::info!("{} {name} logged in from {from}", role.as_str());
     let shown = Shown {
@@ -375,7 +394,13 @@ mod tests {
     /// A session for `name` as a login makes it: (cookie token, CSRF token).
     async fn session(app: &App, name: &str, role: Role) -> (String, String) {
         let login = AgentEvent::new(name, Action::Login, "127.0.0.1");
-        let s = app.sessions.start(name, role, &login).await.unwrap();
+        let fingerprint = app.accounts().fingerprint(name).unwrap_or_default();
+        assert_eq!(app.accounts().role(name), Some(role), "{name}");
+        let s = app
+            .sessions
+            .start(name, role, &fingerprint, &login)
+            .await
+            .unwrap();
         (s.token, s.csrf)
     }
 
@@ -555,7 +580,7 @@ mod tests {
         use crate::store::sessions::SessionStore;
         let login = AgentEvent::new("anna", Action::Login, "127.0.0.1");
         let idle = SessionStore::new(std::time::Duration::ZERO, None);
-        let s = idle.start("anna", Role::Agent, &login).await.unwrap();
+        let s = idle.start("anna", Role::Agent, "", &login).await.unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2));
         assert!(idle.touch(&s.token).await.unwrap().is_none());
         assert_eq!(
@@ -571,6 +596,43 @@ mod tests {
         assert!(!app.sessions.any_of("anna").await.unwrap());
         let (status, _) = answer(&app, request("GET", Some(&token), None)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn a_session_of_a_removed_reset_or_demoted_account_ends_without_a_reload() {
+        let app = app();
+        let (anna, _) = session(&app, "anna", Role::Agent).await;
+        let (bertil, _) = session(&app, "bertil", Role::Agent).await;
+        let (sara, _) = session(&app, "sara", Role::Supervisor).await;
+        let (kept, _) = session(&app, "sara", Role::Supervisor).await;
+        // Another accounts file taken into use as a restart does: no reload ends anything.
+        *app.accounts.write().unwrap() = Arc::new(Accounts::with_hashes(&[
+            ("anna", "hash-a-reset", Role::Agent),
+            ("sara", "hash-s", Role::Agent),
+        ]));
+        for (token, why) in [(&anna, "password reset"), (&bertil, "removed")] {
+            let (status, body) = answer(&app, request("GET", Some(token), None)).await;
+            assert_eq!(
+                (status.as_u16(), code(&body).as_str()),
+                (401, "not_logged_in"),
+                "{why}"
+            );
+        }
+        let mut req = request("GET", Some(&sara), None);
+        *req.uri_mut() = "/boss".parse().unwrap();
+        let resp = boss(&app).oneshot(req).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "demoted");
+        // Ended, not only refused: none of them comes back with the old entry restored.
+        assert_eq!(app.sessions.len().await.unwrap(), 1);
+        *app.accounts.write().unwrap() = Arc::new(Accounts::with_hashes(&[(
+            "sara",
+            "hash-s",
+            Role::Supervisor,
+        )]));
+        let (status, body) = answer(&app, request("GET", Some(&kept), None)).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "sara"));
+        let (status, _) = answer(&app, request("GET", Some(&anna), None)).await;
+        assert_eq!(status.as_u16(), 401);
     }
 
     #[test]
