@@ -869,3 +869,77 @@ async fn after_a_password_reset_or_a_demotion_and_a_restart_the_old_sessions_are
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_that_moves_audit_database_is_refused_and_the_running_configuration_stays() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-hup-db-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lab = bankid_sim::Lab::start(bankid_sim::SimConfig {
+        speed: 0.05,
+        ..Default::default()
+    })
+    .unwrap();
+    let config = dir.join("bankid.toml");
+    let with_db = |db: &str| {
+        format!(
+            "url = \"{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+             audit_database = \"{}\"\naudit_spool_dir = \"{}\"\naudit_key_file = \"{}\"\n",
+            lab.base_url(),
+            lab.ca_file().display(),
+            lab.cert_file().display(),
+            lab.key_file().display(),
+            dir.join(db).display(),
+            dir.join("audit-spool").display(),
+            dir.join("audit.key").display(),
+        )
+    };
+    std::fs::write(&config, with_db("first.db")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+        .args(["add-agent", "anna", "--accounts"])
+        .arg(dir.join("agents.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let password = String::from_utf8_lossy(&out.stdout)
+        .rsplit("password ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let run = run_agent_with(&dir, &["--config".as_ref(), config.as_os_str()]);
+    let base = run.url.clone();
+    let anna = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let session = login(&anna, &base, "anna", &password).await;
+    let csrf = session["csrf"].as_str().unwrap().to_string();
+    std::fs::write(&config, with_db("second.db")).unwrap();
+    signal(&run, "-HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Still one database: the engine's records and the page's own rows in first.db.
+    let (status, order) = post(
+        &anna,
+        &format!("{base}/api/identify"),
+        &csrf,
+        json!({"personalNumber": "198503121116"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    let done = wait_final(&anna, &base, order["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "complete", "{done}");
+    let log = stop(run);
+    assert!(
+        log.contains("SIGHUP: BankID configuration not reloaded")
+            && log.contains("audit_database changed from sqlite:")
+            && log.contains("second.db"),
+        "{log}"
+    );
+    assert!(
+        !dir.join("second.db").exists(),
+        "nothing written to the new one"
+    );
+    assert!(dir.join("first.db").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
