@@ -5,6 +5,8 @@
 //! here.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // `sqlx::migrate!` compiles the migrations in: a new or changed one must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if os == "linux" || os == "android" || os.ends_with("bsd") {
         let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets it");

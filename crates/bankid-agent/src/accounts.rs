@@ -231,6 +231,39 @@ impl Accounts {
             .is_some_and(|a| other.by_name.get(name) == Some(a))
     }
 
+    /// A fingerprint of the entry of this (canonical, lower-case) name: hex SHA-256 of its
+    /// password hash and role. A session keeps the one it was made from; any other value now
+    /// (the entry removed, its password reset, its role changed) ends the session.
+    pub fn fingerprint(&self, name: &str) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        self.by_name.get(name).map(|a| {
+            let mut h = Sha256::new();
+            h.update(a.password_hash.as_bytes());
+            h.update(b"\n");
+            h.update(a.role.as_str().as_bytes());
+            hex::encode(h.finalize())
+        })
+    }
+
+    /// Accounts with these (name, password hash, role) entries as they are, hashes unchecked:
+    /// for unit tests that need accounts but no logins (argon2 is slow in debug builds).
+    #[cfg(test)]
+    pub(crate) fn with_hashes(entries: &[(&str, &str, Role)]) -> Accounts {
+        Accounts {
+            by_name: entries
+                .iter()
+                .map(|(n, h, role)| {
+                    let account = Account {
+                        password_hash: h.to_string(),
+                        role: *role,
+                    };
+                    (n.to_ascii_lowercase(), account)
+                })
+                .collect(),
+            dummy_hash: String::new(),
+        }
+    }
+
     /// Whether an agent of this (canonical, lower-case) name is in the file.
     pub fn contains(&self, name: &str) -> bool {
         self.by_name.contains_key(name)

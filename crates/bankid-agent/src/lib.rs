@@ -388,5 +388,10 @@ pub(crate) fn test_app() -> Arc<App> {
     let file = lab.write_client_toml("").expect("its configuration");
     let config = bankid::config::Config::from_file(&file).expect("a configuration");
     let engine = Engine::new(config).expect("an engine");
-    App::new(Options::new(Accounts::from_pairs(&[]), engine))
+    let accounts = Accounts::with_hashes(&[
+        ("anna", "hash-a", accounts::Role::Agent),
+        ("bertil", "hash-b", accounts::Role::Agent),
+        ("sara", "hash-s", accounts::Role::Supervisor),
+    ]);
+    App::new(Options::new(accounts, engine))
 }

@@ -283,7 +283,39 @@ async fn reload(cli: &Cli, backend: &Backend, app: &App) {
         Ok(accounts) => app.replace_accounts(accounts).await,
         Err(e) => log::error!("SIGHUP: accounts not reloaded, the running ones stay: {e}"),
     }
+    if let Some(refused) = moved_database(backend, app) {
+        log::error!("SIGHUP: BankID configuration not reloaded, the running one stays: {refused}");
+        return;
+    }
     backend.reload_into(app.engine());
+}
+
+/// Why a reload must be refused: the re-read configuration names another `audit_database`
+/// than the running one. The engine would write its records there while the page's own
+/// connection (sessions, counters, agent actions, the supervisor view) stayed on the old one:
+/// moving the records takes a restart. `None` when it is the same, or the configuration cannot
+/// be read (then [`Backend::reload_into`] says why and keeps the running one).
+fn moved_database(backend: &Backend, app: &App) -> Option<String> {
+    if backend.is_simulated() {
+        return None;
+    }
+    let config = match &backend.config_file {
+        Some(path) => bankid::config::Config::from_file(path),
+        None => bankid::config::Config::from_env(),
+    }
+    .ok()?;
+    let running = app.database().map(AgentDb::database);
+    let new = config.audit.database.as_ref();
+    if running == new {
+        return None;
+    }
+    let shown = |d: Option<&Database>| d.map_or_else(|| "off".to_string(), |d| d.to_string());
+    Some(format!(
+        "audit_database changed from {} to {}; restart bankid-agent to move its records, sessions \
+         and agent actions",
+        shown(running),
+        shown(new)
+    ))
 }
 
 /// The embedded simulator's records, key and spool: beside the accounts file (`audit-sim.db`,

@@ -19,7 +19,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accounts::Role;
+use crate::accounts::{Accounts, Role};
 use crate::body::ApiJson;
 use crate::error::{ApiError, ApiResult};
 use crate::proxy::{BasePath, Client};
@@ -112,8 +112,8 @@ pub struct Agent {
     token: String,
     /// The canonical (lower-case) agent name.
     pub name: String,
-    /// What the account may do, as it was when the session began (a changed role in the
-    /// accounts file ends the session at the reload).
+    /// What the account may do: as it was when the session began, and as the accounts file
+    /// says now (a changed role or password ends the session at the next request).
     pub role: Role,
     csrf: String,
 }
@@ -130,6 +130,21 @@ impl Agent {
             .touch(&token)
             .await?
             .ok_or(ApiError::NotLoggedIn)?;
+        // The accounts file as this process holds it now must still have the entry the session
+        // was made from: a session of an account removed, given a new password or another role
+        // since the login ends here — after a restart too, which no reload saw.
+        let accounts = app.accounts();
+        let current = accounts.fingerprint(&info.name);
+        if accounts.role(&info.name) != Some(info.role)
+            || current.as_deref() != Some(info.fingerprint.as_str())
+        {
+            app.sessions.end(&token, None).await?;
+            log::warn!(
+                "a session of {} ended: the account was removed or changed since the login",
+                info.name
+            );
+            return Err(ApiError::NotLoggedIn);
+        }
         if state_changing {
             let sent = parts
                 .headers
@@ -232,7 +247,33 @@ async fn get_session(State(app): State<Arc<App>>, agent: Option<Agent>) -> Json<
     ))
 }
 
-/// A failed login, recorded; a failure to record it is logged (the login fails anyway).
+/// A typed user name as it may be written down (the log, `audit_agent_events.agent`): a known
+/// account's canonical name as it is; anything else — it may be a caller's personal number,
+/// typed into the wrong field — as `(unknown)` with a hint that never holds it whole: the
+/// masked number if it is one, else its first two characters and its length.
+pub(crate) fn typed_name(key: &str, accounts: &Accounts) -> String {
+    if accounts.contains(key) {
+        return key.to_string();
+    }
+    if let Ok(pnr) = bankid::Personnummer::parse(key) {
+        return format!("(unknown) {}", pnr.masked());
+    }
+    let start: String = key.chars().take(2).collect();
+    format!("(unknown) {start}… ({} characters)", key.chars().count())
+}
+
+/// What the failed-login counter of a typed name is kept under: a known account's name, or the
+/// SHA-256 of anything else (the counters' table holds no typed text that is not a name).
+fn limit_key(key: &str, accounts: &Accounts) -> String {
+    if accounts.contains(key) {
+        key.to_string()
+    } else {
+        format!("unknown-{}", crate::store::sessions::token_hash(key))
+    }
+}
+
+/// A failed login, recorded; a failure to record it is logged (the login fails anyway). `name`
+/// is a [`typed_name`].
 async fn failed_login(app: &App, name: &str, from: &str) {
     let event = AgentEvent::new(name, Action::LoginFailed, from);
     if let Err(e) = app.events.record(&event).await {
@@ -258,19 +299,22 @@ async fn login(
         return Err(ApiError::BadRequest("give a user name"));
     }
     let from = client.addr();
-    if let Some(retry_after) = app.login_failures.check(&key).await? {
-        log::warn!("login for {key} from {from}: refused, too many failed attempts for the name");
+    let accounts = app.accounts();
+    // Never the typed text itself in the log, the events or the counters, unless it is a name.
+    let shown = typed_name(&key, &accounts);
+    let limited = limit_key(&key, &accounts);
+    if let Some(retry_after) = app.login_failures.check(&limited).await? {
+        log::warn!("login for {shown} from {from}: refused, too many failed attempts for the name");
         app.metrics.login(crate::health::Login::Limited);
-        failed_login(&app, &key, &from).await;
+        failed_login(&app, &shown, &from).await;
         return Err(ApiError::TooManyLogins { retry_after });
     }
     if let Some(retry_after) = app.login_failures_by_address.check(&from).await? {
-        log::warn!("login for {key} from {from}: refused, too many failed attempts from there");
+        log::warn!("login for {shown} from {from}: refused, too many failed attempts from there");
         app.metrics.login(crate::health::Login::Limited);
-        failed_login(&app, &key, &from).await;
+        failed_login(&app, &shown, &from).await;
         return Err(ApiError::TooManyLogins { retry_after });
     }
-    let accounts = app.accounts();
     let verifier = accounts.clone();
     let (user, password) = (req.username, req.password);
     let verified = tokio::task::spawn_blocking(move || verifier.verify(&user, &password))
@@ -284,22 +328,26 @@ async fn login(
     let verified = verified.filter(|name| app.accounts().same_entry(name, &accounts));
     let role = verified.as_deref().and_then(|name| accounts.role(name));
     let (Some(name), Some(role)) = (verified, role) else {
-        app.login_failures.record(&key).await?;
+        app.login_failures.record(&limited).await?;
         app.login_failures_by_address.record(&from).await?;
         app.metrics.login(crate::health::Login::Failed);
-        log::warn!("login for {key} from {from}: wrong name or password");
-        failed_login(&app, &key, &from).await;
+        log::warn!("login for {shown} from {from}: wrong name or password");
+        failed_login(&app, &shown, &from).await;
         return Err(ApiError::BadCredentials);
     };
     // The name's failures are forgiven, not the address's: one valid account must not reset
     // the count of a client trying others.
-    app.login_failures.clear(&key).await?;
+    app.login_failures.clear(&limited).await?;
     // A fresh session id at every login (no fixation), and the old one, if any, ended.
     if let Some(old) = session_token(&headers) {
         app.sessions.end(&old, None).await?;
     }
     let login = AgentEvent::new(&name, Action::Login, &from);
-    let new = app.sessions.start(&name, role, &login).await?;
+    let fingerprint = accounts.fingerprint(&name).unwrap_or_default();
+    let new = app
+        .sessions
+        .start(&name, role, &fingerprint, &login)
+        .await?;
     app.metrics.login(crate::health::Login::Ok);
     log::info!("{} {name} logged in from {from}", role.as_str());
     let shown = Shown {
@@ -346,7 +394,13 @@ mod tests {
     /// A session for `name` as a login makes it: (cookie token, CSRF token).
     async fn session(app: &App, name: &str, role: Role) -> (String, String) {
         let login = AgentEvent::new(name, Action::Login, "127.0.0.1");
-        let s = app.sessions.start(name, role, &login).await.unwrap();
+        let fingerprint = app.accounts().fingerprint(name).unwrap_or_default();
+        assert_eq!(app.accounts().role(name), Some(role), "{name}");
+        let s = app
+            .sessions
+            .start(name, role, &fingerprint, &login)
+            .await
+            .unwrap();
         (s.token, s.csrf)
     }
 
@@ -526,7 +580,7 @@ mod tests {
         use crate::store::sessions::SessionStore;
         let login = AgentEvent::new("anna", Action::Login, "127.0.0.1");
         let idle = SessionStore::new(std::time::Duration::ZERO, None);
-        let s = idle.start("anna", Role::Agent, &login).await.unwrap();
+        let s = idle.start("anna", Role::Agent, "", &login).await.unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2));
         assert!(idle.touch(&s.token).await.unwrap().is_none());
         assert_eq!(
@@ -542,6 +596,60 @@ mod tests {
         assert!(!app.sessions.any_of("anna").await.unwrap());
         let (status, _) = answer(&app, request("GET", Some(&token), None)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn a_session_of_a_removed_reset_or_demoted_account_ends_without_a_reload() {
+        let app = app();
+        let (anna, _) = session(&app, "anna", Role::Agent).await;
+        let (bertil, _) = session(&app, "bertil", Role::Agent).await;
+        let (sara, _) = session(&app, "sara", Role::Supervisor).await;
+        let (kept, _) = session(&app, "sara", Role::Supervisor).await;
+        // Another accounts file taken into use as a restart does: no reload ends anything.
+        *app.accounts.write().unwrap() = Arc::new(Accounts::with_hashes(&[
+            ("anna", "hash-a-reset", Role::Agent),
+            ("sara", "hash-s", Role::Agent),
+        ]));
+        for (token, why) in [(&anna, "password reset"), (&bertil, "removed")] {
+            let (status, body) = answer(&app, request("GET", Some(token), None)).await;
+            assert_eq!(
+                (status.as_u16(), code(&body).as_str()),
+                (401, "not_logged_in"),
+                "{why}"
+            );
+        }
+        let mut req = request("GET", Some(&sara), None);
+        *req.uri_mut() = "/boss".parse().unwrap();
+        let resp = boss(&app).oneshot(req).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "demoted");
+        // Ended, not only refused: none of them comes back with the old entry restored.
+        assert_eq!(app.sessions.len().await.unwrap(), 1);
+        *app.accounts.write().unwrap() = Arc::new(Accounts::with_hashes(&[(
+            "sara",
+            "hash-s",
+            Role::Supervisor,
+        )]));
+        let (status, body) = answer(&app, request("GET", Some(&kept), None)).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "sara"));
+        let (status, _) = answer(&app, request("GET", Some(&anna), None)).await;
+        assert_eq!(status.as_u16(), 401);
+    }
+
+    #[test]
+    fn an_unknown_typed_name_is_written_down_masked() {
+        let accounts = Accounts::from_pairs(&[("anna", "x")]);
+        assert_eq!(typed_name("anna", &accounts), "anna");
+        assert_eq!(
+            typed_name("19850312-1116", &accounts),
+            "(unknown) 850312-XXXX"
+        );
+        assert_eq!(typed_name("bo", &accounts), "(unknown) bo… (2 characters)");
+        assert_eq!(
+            typed_name("åäöx8503121116", &accounts),
+            "(unknown) åä… (14 characters)"
+        );
+        assert!(!limit_key("8503121116", &accounts).contains("8503121116"));
+        assert_eq!(limit_key("anna", &accounts), "anna");
     }
 
     #[test]

@@ -768,3 +768,178 @@ async fn a_restart_keeps_agents_logged_in_and_a_supervisor_added_by_add_agent_se
     assert!(!log.contains(&sara_password));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_password_reset_or_a_demotion_and_a_restart_the_old_sessions_are_refused() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-revoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let accounts = dir.join("agents.toml");
+    let add = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+            .arg("add-agent")
+            .args(args)
+            .arg("--accounts")
+            .arg(&accounts)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        said.rsplit("password ").next().unwrap().trim().to_string()
+    };
+    let anna_password = add(&["anna"]);
+    let sara_password = add(&["--supervisor", "sara"]);
+    let client = || {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap()
+    };
+    let (anna, sara) = (client(), client());
+    let run = run_agent(&dir);
+    assert_eq!(
+        login(&anna, &run.url, "anna", &anna_password).await["loggedIn"],
+        true
+    );
+    let s = login(&sara, &run.url, "sara", &sara_password).await;
+    assert_eq!(s["role"], "supervisor", "{s}");
+    let page = sara
+        .get(format!("{}/supervisor", run.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    stop(run);
+
+    // While it is down: anna's password reset (compromised), sara demoted. No SIGHUP.
+    let new_password = add(&["anna"]);
+    add(&["sara"]);
+    let again = run_agent(&dir);
+    let base = again.url.clone();
+    let session = |c: &reqwest::Client| {
+        let url = format!("{base}/api/session");
+        let c = c.clone();
+        async move {
+            let s: Value = c.get(url).send().await.unwrap().json().await.unwrap();
+            s
+        }
+    };
+    let r = anna
+        .get(format!("{base}/api/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(session(&anna).await["loggedIn"], false);
+    let (status, body) = post(
+        &anna,
+        &format!("{base}/api/identify"),
+        "any",
+        json!({"personalNumber": "198503121116"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("not_logged_in"))
+    );
+    let refused = sara.get(format!("{base}/supervisor")).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401, "the demoted supervisor");
+    let refused = sara
+        .get(format!("{base}/api/supervisor/stats?range=24h"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(session(&sara).await["loggedIn"], false);
+    // The new password works; the old one does not.
+    assert_eq!(
+        login(&anna, &base, "anna", &anna_password).await["loggedIn"],
+        Value::Null
+    );
+    assert_eq!(
+        login(&anna, &base, "anna", &new_password).await["loggedIn"],
+        true
+    );
+    // A personal number typed as the name is not logged whole.
+    login(&sara, &base, "19850312-1116", "x").await;
+    let log = stop(again);
+    assert!(log.contains("account was removed or changed"), "{log}");
+    for whole in ["8503121116", "850312-1116"] {
+        assert!(!log.contains(whole), "{whole} in the log: {log}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_that_moves_audit_database_is_refused_and_the_running_configuration_stays() {
+    let dir = std::env::temp_dir().join(format!("agent-bin-hup-db-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lab = bankid_sim::Lab::start(bankid_sim::SimConfig {
+        speed: 0.05,
+        ..Default::default()
+    })
+    .unwrap();
+    let config = dir.join("bankid.toml");
+    let with_db = |db: &str| {
+        format!(
+            "url = \"{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+             audit_database = \"{}\"\naudit_spool_dir = \"{}\"\naudit_key_file = \"{}\"\n",
+            lab.base_url(),
+            lab.ca_file().display(),
+            lab.cert_file().display(),
+            lab.key_file().display(),
+            dir.join(db).display(),
+            dir.join("audit-spool").display(),
+            dir.join("audit.key").display(),
+        )
+    };
+    std::fs::write(&config, with_db("first.db")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bankid-agent"))
+        .args(["add-agent", "anna", "--accounts"])
+        .arg(dir.join("agents.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let password = String::from_utf8_lossy(&out.stdout)
+        .rsplit("password ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let run = run_agent_with(&dir, &["--config".as_ref(), config.as_os_str()]);
+    let base = run.url.clone();
+    let anna = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let session = login(&anna, &base, "anna", &password).await;
+    let csrf = session["csrf"].as_str().unwrap().to_string();
+    std::fs::write(&config, with_db("second.db")).unwrap();
+    signal(&run, "-HUP");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Still one database: the engine's records and the page's own rows in first.db.
+    let (status, order) = post(
+        &anna,
+        &format!("{base}/api/identify"),
+        &csrf,
+        json!({"personalNumber": "198503121116"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    let done = wait_final(&anna, &base, order["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "complete", "{done}");
+    let log = stop(run);
+    assert!(
+        log.contains("SIGHUP: BankID configuration not reloaded")
+            && log.contains("audit_database changed from sqlite:")
+            && log.contains("second.db"),
+        "{log}"
+    );
+    assert!(
+        !dir.join("second.db").exists(),
+        "nothing written to the new one"
+    );
+    assert!(dir.join("first.db").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

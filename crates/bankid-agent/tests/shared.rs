@@ -289,6 +289,95 @@ async fn agent_actions_are_recorded_with_numbers_masked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_with_a_newer_accounts_file_ends_sessions_of_changed_accounts_everywhere() {
+    let db = TestDb::new();
+    let (records, _key) = shared_records(&db);
+    let copy = |r: &Records| match r {
+        Records::Shared(d, k) => Records::Shared(d.clone(), k.clone()),
+        _ => unreachable!(),
+    };
+    let (again, newer) = (copy(&records), copy(&records));
+    let a = start_recorded(0.05, records, |_| {}).await;
+    let mut anna = a.client();
+    assert_eq!(anna.login("anna", PASSWORD_A).await.status, 200);
+    let sara = a.agent("sara").await;
+    // A restarted instance that got the new file: anna's password reset, sara demoted.
+    let reset = Accounts::from_entries(&[
+        ("anna", "nytt-lösen", Role::Agent),
+        ("sara", PASSWORD_S, Role::Agent),
+    ]);
+    let c = start_recorded(0.05, newer, |o| o.accounts = reset).await;
+    let on_c = |client: &Client| Client {
+        http: client.http.clone(),
+        base: c.base.clone(),
+        csrf: client.csrf.clone(),
+    };
+    let r = on_c(&anna).identify("198503121116", "user").await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("not_logged_in"))
+    );
+    let r = on_c(&sara).post("/api/supervisor/records", json!({})).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("not_logged_in"))
+    );
+    // Ended in the shared table, so on A too.
+    assert_eq!(anna.get("/api/session").await.body["loggedIn"], false);
+    assert_eq!(sara.get("/supervisor").await.status, 401);
+    // A and B, not given the new file, of course still trust their own: a new login with the
+    // old password works there and on B — but not on C. Every instance needs the same file.
+    let b = start_recorded(0.05, again, |_| {}).await;
+    assert_eq!(anna.login("anna", PASSWORD_A).await.status, 200);
+    let on_b = Client {
+        http: anna.http.clone(),
+        base: b.base.clone(),
+        csrf: anna.csrf.clone(),
+    };
+    assert_eq!(on_b.get("/api/session").await.body["loggedIn"], true);
+    assert_eq!(
+        on_c(&anna).get("/api/session").await.body["loggedIn"],
+        false
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personal_number_typed_as_the_user_name_is_never_stored_whole() {
+    let h = start_recorded(0.05, Records::Sqlite, |_| {}).await;
+    let mut c = h.client();
+    for typed in ["198503121116", "850312-1116", "8503121117x", "Anna"] {
+        assert_eq!(c.login(typed, "wrong").await.status, 401, "{typed}");
+    }
+    let agents: Vec<String> = h.events().await.into_iter().map(|e| e.0).collect();
+    assert_eq!(
+        agents,
+        vec![
+            "(unknown) 850312-XXXX",
+            "(unknown) 850312-XXXX",
+            "(unknown) 85… (11 characters)",
+            "anna",
+        ]
+    );
+    // Nor in the failed-login counters.
+    let buckets: Vec<String> = sqlx::query_scalar("SELECT bucket FROM agent_rate_limits")
+        .fetch_all(h.pool())
+        .await
+        .unwrap();
+    assert!(
+        buckets.contains(&"login-name:anna".to_string()),
+        "{buckets:?}"
+    );
+    for whole in ["8503121116", "850312-1116", "8503121117"] {
+        assert!(buckets.iter().all(|b| !b.contains(whole)), "{buckets:?}");
+    }
+    // The counter of an unknown name still counts that name.
+    for _ in 0..4 {
+        c.login("198503121116", "wrong").await;
+    }
+    assert_eq!(c.login("198503121116", "wrong").await.status, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_agent_or_a_changed_role_ends_shared_sessions_at_the_reload() {
     use bankid_agent::accounts::add_agent;
     let dir = std::env::temp_dir().join(format!("agent-shared-reload-{}", std::process::id()));

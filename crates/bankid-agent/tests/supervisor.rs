@@ -476,6 +476,35 @@ async fn agents_get_403_and_visitors_401_on_every_supervisor_url() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_time_ranges_are_refused_not_a_panic() {
+    let h = start_recorded(0.05, Records::Sqlite, |_| {}).await;
+    let sara = h.agent("sara").await;
+    for body in [
+        json!({"toMs": i64::MIN}),
+        json!({"toMs": i64::MIN, "fromMs": 0}),
+        json!({"toMs": i64::MIN + 1}),
+        json!({"fromMs": i64::MIN, "toMs": i64::MAX}),
+        json!({"fromMs": 0, "toMs": i64::MAX}),
+        json!({"toMs": -1}),
+    ] {
+        for path in ["/api/supervisor/records", "/api/supervisor/export"] {
+            let r = sara.post(path, body.clone()).await;
+            assert_eq!(
+                (r.status, r.body["error"].as_str()),
+                (400, Some("bad_request")),
+                "{path} {body}: {}",
+                r.body
+            );
+        }
+    }
+    // The server is still there.
+    assert_eq!(
+        sara.post("/api/supervisor/records", json!({})).await.status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_records_off_the_supervisor_view_says_so() {
     let h = start(0.05, |_| {}).await;
     let sara = h.agent("sara").await;

@@ -3,7 +3,9 @@
 //!
 //! Both kinds behave alike: a session is the agent's name, role and CSRF token under the
 //! SHA-256 of the cookie's secret (the table alone opens no session), and it ends after
-//! `idle` without a request, at logout, or when the accounts file drops or changes the agent.
+//! `idle` without a request, at logout, or when the accounts file drops or changes the agent:
+//! at the reload, and — through the fingerprint of the account entry the session was made
+//! from, checked at every request — after a restart or on an instance that has not reloaded.
 //!
 //! In the database a session's expiry moves at most every [`REFRESH_EVERY`] (not at every
 //! poll of a pending order, twice a second per agent): it ends between `idle − REFRESH_EVERY`
@@ -30,6 +32,9 @@ pub(crate) struct SessionInfo {
     pub name: String,
     pub role: Role,
     pub csrf: String,
+    /// [`Accounts::fingerprint`](crate::accounts::Accounts::fingerprint) of the entry the
+    /// session was made from (empty for sessions from before fingerprints).
+    pub fingerprint: String,
 }
 
 /// What a new session gives the browser: the cookie's secret and the CSRF token.
@@ -81,12 +86,13 @@ impl SessionStore {
         matches!(self, SessionStore::Shared { .. })
     }
 
-    /// A new session for `agent` with `role`, and `login` recorded in the same transaction:
-    /// no session without its event.
+    /// A new session for `agent` with `role`, made from the account entry of `fingerprint`,
+    /// and `login` recorded in the same transaction: no session without its event.
     pub(crate) async fn start(
         &self,
         agent: &str,
         role: Role,
+        fingerprint: &str,
         login: &AgentEvent,
     ) -> Result<NewSession, StoreError> {
         let token = random_token(32);
@@ -95,6 +101,7 @@ impl SessionStore {
             name: agent.to_string(),
             role,
             csrf: csrf.clone(),
+            fingerprint: fingerprint.to_string(),
         };
         match self {
             SessionStore::Memory { by_hash, .. } => {
@@ -110,8 +117,9 @@ impl SessionStore {
                 let now = now_ms();
                 let mut tx = db.pool().begin().await?;
                 sqlx::query(
-                    "INSERT INTO agent_sessions (token_hash, agent, csrf, created_at, expires_at, role) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO agent_sessions \
+                     (token_hash, agent, csrf, created_at, expires_at, role, account_fingerprint) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(token_hash(&token))
                 .bind(info.name)
@@ -119,6 +127,7 @@ impl SessionStore {
                 .bind(now)
                 .bind(now.saturating_add(ms(*idle)))
                 .bind(role.as_str())
+                .bind(info.fingerprint)
                 .execute(&mut *tx)
                 .await?;
                 insert(&mut *tx, login, db.host()).await?;
@@ -193,7 +202,8 @@ impl SessionStore {
             SessionStore::Shared { idle, db } => {
                 use sqlx::Row;
                 let row = sqlx::query(
-                    "SELECT agent, role, csrf, expires_at FROM agent_sessions WHERE token_hash = $1",
+                    "SELECT agent, role, csrf, expires_at, account_fingerprint FROM agent_sessions \
+                     WHERE token_hash = $1",
                 )
                 .bind(hash.clone())
                 .fetch_optional(db.pool())
@@ -229,6 +239,7 @@ impl SessionStore {
                     name: row.try_get("agent")?,
                     role,
                     csrf: row.try_get("csrf")?,
+                    fingerprint: row.try_get("account_fingerprint")?,
                 }))
             }
         }

@@ -171,9 +171,13 @@ fn filter(
     req: &FilterRequest,
 ) -> ApiResult<(Filter, Option<Personnummer>)> {
     let to_ms = req.to_ms.unwrap_or_else(|| crate::store::now_ms() + 1);
-    let from_ms = req.from_ms.unwrap_or(to_ms - DEFAULT_RANGE_MS);
+    // Any i64 may be sent: nothing here may overflow (a panic in a debug build), and a range
+    // before 1970 or longer than MAX_RANGE is refused like any other bad range.
+    let from_ms = req
+        .from_ms
+        .unwrap_or(to_ms.saturating_sub(DEFAULT_RANGE_MS));
     let max = crate::store::ms(MAX_RANGE);
-    if from_ms < 0 || from_ms >= to_ms || to_ms - from_ms > max {
+    if from_ms < 0 || to_ms <= 0 || from_ms >= to_ms || to_ms.saturating_sub(from_ms) > max {
         return Err(ApiError::BadRequest(
             "the time range is fromMs before toMs, at most 366 days",
         ));

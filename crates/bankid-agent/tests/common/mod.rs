@@ -67,6 +67,22 @@ pub fn shared_records(db: &bankid_sim::testdb::TestDb) -> (Records, KeyFile) {
     )
 }
 
+/// `anna` and `bertil` (agents) and `sara` (supervisor): the same entries (hashes) for every
+/// instance of a test process, as instances behind a load balancer read one accounts file — a
+/// session is bound to the entry it was made from.
+pub fn test_accounts() -> Accounts {
+    static ACCOUNTS: std::sync::OnceLock<Accounts> = std::sync::OnceLock::new();
+    ACCOUNTS
+        .get_or_init(|| {
+            Accounts::from_entries(&[
+                ("anna", PASSWORD_A, Role::Agent),
+                ("bertil", PASSWORD_B, Role::Agent),
+                ("sara", PASSWORD_S, Role::Supervisor),
+            ])
+        })
+        .clone()
+}
+
 /// Starts the simulator at `speed` and an agent server with agents `anna` and `bertil` and the
 /// supervisor `sara`, records off; `adjust` may change the options before the server starts.
 pub async fn start(speed: f64, adjust: impl FnOnce(&mut Options)) -> Harness {
@@ -115,12 +131,7 @@ pub async fn start_recorded(
         None => None,
     };
     let engine = Engine::new(config).expect("engine");
-    let accounts = Accounts::from_entries(&[
-        ("anna", PASSWORD_A, Role::Agent),
-        ("bertil", PASSWORD_B, Role::Agent),
-        ("sara", PASSWORD_S, Role::Supervisor),
-    ]);
-    let mut opts = Options::new(accounts, engine);
+    let mut opts = Options::new(test_accounts(), engine);
     opts.simulated = Some(bankid_agent::simulator_persons());
     opts.backend_label = "simulator".into();
     opts.database = agent_db;
