@@ -106,3 +106,26 @@ pub fn spooled(dir: &std::path::Path) -> usize {
         .expect("the spool lists")
         .unwrap_or(0)
 }
+
+/// The records once what finished processes left in the spool is written. A short-lived
+/// process (`identify`, `flow run`) flushes for at most 2 s before it exits; when its first
+/// connect takes longer (PostgreSQL's login in a debug build on a loaded machine) its records
+/// wait in the spool — not lost — for the next process's writer to replay. This is that next
+/// writer, started with the same settings; it waits (up to a minute) until the spool is empty
+/// and the database holds at least `n` records.
+pub fn settle(settings: &bankid::audit::AuditSettings, n: usize) -> Vec<Row> {
+    let database = settings.database.as_ref().expect("records are on");
+    if spooled(&settings.spool_dir) == 0 && orders(database).len() >= n {
+        return orders(database);
+    }
+    let audit = bankid::audit::Audit::start(settings)
+        .expect("the writer starts")
+        .expect("records are on");
+    let until = Instant::now() + Duration::from_secs(60);
+    while (spooled(&settings.spool_dir) > 0 || orders(database).len() < n) && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    audit.shutdown();
+    orders(database)
+}

@@ -749,7 +749,9 @@ fn identify_is_recorded(pg: Option<&str>) {
     assert!(o.status.success(), "{}", both(&o));
     let o = bankid_ivr(&["identify", "--config", cfg, "19770908-3336"]);
     assert_eq!(o.status.code(), Some(1), "{}", both(&o));
-    let rows = audit_db::orders(&database);
+    let settings = bankid::Config::from_file(&s.config).unwrap().audit;
+    assert_eq!(settings.database.as_ref(), Some(&database));
+    let rows = audit_db::settle(&settings, 2);
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert!(rows.iter().all(|r| r.channel == "identify"), "{rows:#?}");
     let ok = rows.iter().find(|r| r.state == "complete").unwrap();
@@ -806,7 +808,9 @@ fn flow_run_is_recorded(pg: Option<&str>) {
     let (s, database, key) = sim_recording(pg);
     let o = run_flow(&s, "bankid-entry.xml", &["1", "198503121116"], &[]);
     assert!(o.status.success(), "{}", both(&o));
-    let rows = audit_db::orders(&database);
+    let settings = bankid::Config::from_file(&s.config).unwrap().audit;
+    assert_eq!(settings.database.as_ref(), Some(&database));
+    let rows = audit_db::settle(&settings, 1);
     assert_eq!(rows.len(), 1, "{rows:#?}");
     let r = &rows[0];
     assert_eq!(r.channel, "flow-run");
