@@ -104,6 +104,11 @@ p12_password = "qwerty123"
 poll_interval_ms = 100
 EOF
 chmod 0644 "$tmp/client.toml" "$tmp/sim/"*
+# The runs below made as root keep their records apart: a root-run tool using the state
+# directory's default would leave a root-owned /var/lib/bankid/audit.db (0600) that the
+# services, as the user bankid, cannot open.
+{ cat "$tmp/client.toml"; printf 'audit_database = "%s"\naudit_spool_dir = "%s"\naudit_key_file = "%s"\n' \
+    "$tmp/root-audit/audit.db" "$tmp/root-audit/spool" "$tmp/root-audit/audit.key"; } >"$tmp/client-root.toml"
 echo "bankid-sim: $url"
 # doctor from the package: every check passes against the simulator; the shipped, unfilled
 # configuration fails with the settings to give.
@@ -113,10 +118,10 @@ rc=0
 out=$(/usr/bin/bankid-ivr doctor --config /etc/bankid/bankid.toml 2>&1) || rc=$?
 [ "$rc" = 1 ] || fail "doctor with the shipped configuration exited $rc, not 1: $out"
 echo "bankid-ivr doctor, shipped configuration: $(echo "$out" | grep -m1 '✗')"
-out=$(/usr/bin/bankid-ivr identify --config "$tmp/client.toml" 198503121116 2>/dev/null)
+out=$(/usr/bin/bankid-ivr identify --config "$tmp/client-root.toml" 198503121116 2>/dev/null)
 [ "$out" = "Identification successful for social security number 850312-1116" ] || fail "identify: $out"
 echo "bankid-ivr identify: $out"
-out=$("$tmp/identify-linked" 197709083336 failed "$tmp/client.toml" | tail -2 | tr '\n' ' ')
+out=$("$tmp/identify-linked" 197709083336 failed "$tmp/client-root.toml" | tail -2 | tr '\n' ' ')
 echo "identify.c linked with -lbankid: $out"
 
 # MemoryDenyWriteExecute= is a seccomp filter systemd adds; without systemd here, the kernel's
@@ -130,7 +135,7 @@ if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
 os.execv(sys.argv[1], sys.argv[1:])' "$@"
 }
 set +e
-out=$(mdwe /usr/bin/bankid-ivr identify --config "$tmp/client.toml" 196801642395 2>/dev/null)
+out=$(mdwe /usr/bin/bankid-ivr identify --config "$tmp/client-root.toml" 196801642395 2>/dev/null)
 rc=$?
 set -e
 if [ "$rc" = 97 ]; then
